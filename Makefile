@@ -1,0 +1,26 @@
+# Two entry points (see README.md): `make book` and `make test`. Both install what
+# they need into .venv first.
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install book test execute
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -r requirements.txt -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+book: install
+	jupyter-book build . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: install
+	pytest
+
+# Re-execute chapters in place (all, or NB=book/03_importance_sampling.ipynb).
+NB ?= book/*.ipynb
+execute: install
+	jupyter execute --inplace $(NB)

@@ -1,0 +1,33 @@
+"""vaelib: the small, tested library behind the vaebook chapters.
+
+Models follow one contract: ``prior()`` returns P(Z) (event shape ``(d,)``) and
+``likelihood(z)`` returns P(X|Z=z) (batch ``z.shape[:-1]``, event ``(D,)``). An
+approximate posterior ``q`` is a torch ``Distribution`` with batch ``(N,)``, event ``(d,)``.
+"""
+
+from .checks import check_close
+from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
+from .gaussian import as_mvn, diagonal_normal, gaussian_params, kl
+from .joint import log_joint
+from .linear_gaussian import LinearGaussian
+from .nonlinear import NonlinearGaussian
+from .quadrature import kl_to_posterior_quad, log_px_quad
+
+__all__ = [
+    "LinearGaussian",
+    "NonlinearGaussian",
+    "as_mvn",
+    "check_close",
+    "diagonal_normal",
+    "elbo",
+    "ess",
+    "gaussian_params",
+    "iwae",
+    "kl",
+    "kl_to_posterior_quad",
+    "log_importance_weights",
+    "log_joint",
+    "log_px_is",
+    "log_px_naive",
+    "log_px_quad",
+]
