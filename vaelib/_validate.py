@@ -51,7 +51,8 @@ def check_count(n, name):
 
 def check_positive(value, name):
     """A finite, strictly positive scalar (e.g. a standard deviation)."""
-    t = torch.as_tensor(value)
+    # A Python float stays float64 here; the caller casts to the model's dtype.
+    t = value if torch.is_tensor(value) else torch.as_tensor(value, dtype=torch.float64)
     if t.numel() != 1:
         raise ValueError(f"{name}: expected a scalar, got shape {tuple(t.shape)}")
     if not torch.isfinite(t) or t <= 0:

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+import vaelib
+
+
+def test_returns_largest_error_when_close():
+    err = vaelib.check_close(torch.tensor([1.0, 2.0 + 1e-9], dtype=torch.float64), torch.tensor([1.0, 2.0], dtype=torch.float64), atol=1e-8)
+    assert err == pytest.approx(1e-9, rel=1e-3)
+
+
+def test_relative_tolerance_scales_with_expected():
+    vaelib.check_close([1000.001], [1000.0], rtol=2e-6)
+    with pytest.raises(AssertionError, match="log P\\(x\\): not close; worst"):
+        vaelib.check_close([1000.01], [1000.0], rtol=2e-6, what="log P(x)")
+
+
+def test_non_finite_values_fail():
+    with pytest.raises(AssertionError, match="non-finite"):
+        vaelib.check_close([float("nan")], [1.0], atol=1.0)
+    with pytest.raises(AssertionError, match="non-finite"):
+        vaelib.check_close([float("-inf")], [float("-inf")], atol=1.0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="shapes differ"):
+        vaelib.check_close([1.0, 2.0], [1.0], atol=1)
+    with pytest.raises(ValueError, match="atol, rtol"):
+        vaelib.check_close([1.0], [1.0])
+    with pytest.raises(ValueError, match="atol, rtol"):
+        vaelib.check_close([1.0], [1.0], atol=-1)
