@@ -1,0 +1,109 @@
+"""Book-level checks: the chapters are committed with outputs, the book builds with
+warnings as errors, and in a real browser (headless Chromium, network cut off) the
+math is typeset and every image loads."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc["parts"] for ch in part["chapters"]]
+    return files
+
+
+def chapters():
+    return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+
+
+def test_every_toc_entry_exists():
+    for f in toc_files():
+        assert (ROOT / f"{f}.ipynb").exists() or (ROOT / f"{f}.md").exists(), f
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_chapter_is_committed_with_outputs_from_one_fresh_run(chapter):
+    nb = json.loads((ROOT / f"{chapter}.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), "re-execute the chapter top to bottom (README)"
+    for c in code:
+        for out in c["outputs"]:
+            assert out["output_type"] != "error", f"stored error in {chapter}"
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run(
+        [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    log = result.stdout + result.stderr
+    return out / "_build" / "html", result.returncode, log
+
+
+def test_book_builds_without_warnings(built_book):
+    html, returncode, log = built_book
+    warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert returncode == 0 and not warnings, "\n".join(warnings) or log[-3000:]
+    assert (html / "book" / "intro.html").exists()
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists(), "MathJax must ship with the HTML"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("page_name", toc_files())
+def test_page_renders_offline_with_typeset_math_and_images(built_book, browser, page_name):
+    html = built_book[0]
+    assert (html / f"{page_name}.html").exists(), "the book build did not produce this page"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    # Offline reader: anything that is not a local file is refused.
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page.goto((html / f"{page_name}.html").as_uri(), wait_until="load")
+    raw_math = page.locator("div.math, span.math").count()  # Sphinx loads MathJax only where needed
+    if raw_math:
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+        page.evaluate("() => MathJax.startup.promise")
+    n_math = page.locator("mjx-container").count()
+    text = page.inner_text("body")
+    images = page.evaluate(
+        "() => Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
+    )
+    shots = os.environ.get("VAEBOOK_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(shots) / f"{Path(page_name).name}.png"), full_page=True)
+    page.close()
+    if raw_math:
+        assert n_math >= raw_math, f"{raw_math} math elements but only {n_math} typeset"
+    assert not re.search(r"\\\[|\\\(|\\begin\{", text), "raw TeX left in the page"
+    broken = [src for src, ok in images if not ok]
+    assert not broken, f"images that did not load: {broken}"
