@@ -10,9 +10,13 @@ import torch
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, kl_divergence
 
 
-def diagonal_normal(loc, scale):
-    """N(loc, diag(scale²)) with event shape ``(d,)``: the usual VAE encoder output."""
-    return Independent(Normal(loc, scale), 1)
+def diagonal_normal(loc, scale, validate_args=None):
+    """N(loc, diag(scale²)) with event shape ``(d,)``: the usual VAE encoder output.
+
+    ``validate_args=False`` skips torch's elementwise argument and sample checks, which
+    cost as much as the density itself on large batches; only for callers that have
+    validated their inputs."""
+    return Independent(Normal(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
 
 
 def gaussian_params(q):

@@ -56,7 +56,8 @@ class LinearGaussian:
         """P(X | Z=z) = N(W z + b, σ² I_D); batch shape ``z.shape[:-1]``."""
         z = as_latent(z, self.d).to(self.W.dtype)
         loc = z @ self.W.mT + self.b
-        return diagonal_normal(loc, self.sigma.expand_as(loc))
+        # z was checked above and σ > 0 at construction: skip torch's elementwise checks.
+        return diagonal_normal(loc, self.sigma.expand_as(loc), validate_args=False)
 
     def log_marginal(self, x):
         """log P(x) = log N(x; b, W Wᵀ + σ² I), exact; shape ``(N,)``."""

@@ -49,4 +49,5 @@ class NonlinearGaussian:
     def likelihood(self, z):
         """P(X | Z=z) = N(f(z), σ² I_D); batch shape ``z.shape[:-1]``."""
         loc = self.decoder(as_latent(z, self.d).to(self.dtype))
-        return diagonal_normal(loc, self.sigma.expand_as(loc))
+        # z was checked above and σ > 0 at construction: skip torch's elementwise checks.
+        return diagonal_normal(loc, self.sigma.expand_as(loc), validate_args=False)
