@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch.distributions import Independent, StudentT
 
 import vaelib
-import vaelib.estimators as estimators
+from vaelib import _memory
 from conftest import F64, data_from, random_linear_gaussian
 
 
@@ -108,7 +108,7 @@ def test_chunked_streaming_gives_exact_results(setup, monkeypatch):
     with the true posterior as Q every weight is P(x), so the result must stay exact."""
     model, x, _ = setup
     post = model.posterior(x)
-    monkeypatch.setattr(estimators, "MAX_CHUNK_ELEMENTS", 20)
+    monkeypatch.setattr(_memory, "MAX_CHUNK_ELEMENTS", 20)
     log_px = model.log_marginal(x).numpy()
     np.testing.assert_allclose(vaelib.log_px_is(model, post, x, 1001), log_px, rtol=1e-12)
     np.testing.assert_allclose(vaelib.iwae(model, post, x, 50, n_draws=3), log_px, rtol=1e-12)
@@ -118,9 +118,9 @@ def test_chunked_streaming_gives_exact_results(setup, monkeypatch):
 
 
 def test_chunks_cover_all_samples():
-    assert list(estimators._chunks(10, 3 * 2**20)) == [1] * 10
-    sizes = list(estimators._chunks(10_000, 1000))
-    assert sum(sizes) == 10_000 and max(sizes) * 1000 <= estimators.MAX_CHUNK_ELEMENTS
+    assert list(_memory.chunk_sizes(10, 3 * 2**20)) == [1] * 10
+    sizes = list(_memory.chunk_sizes(10_000, 1000))
+    assert sum(sizes) == 10_000 and max(sizes) * 1000 <= _memory.MAX_CHUNK_ELEMENTS
 
 
 def test_far_away_data_does_not_underflow():

@@ -5,6 +5,7 @@ Models follow one contract: ``prior()`` returns P(Z) (event shape ``(d,)``) and
 approximate posterior ``q`` is a torch ``Distribution`` with batch ``(N,)``, event ``(d,)``.
 """
 
+from . import _memory
 from .checks import check_close
 from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
 from .gaussian import as_mvn, diagonal_normal, gaussian_params, kl
@@ -12,6 +13,8 @@ from .joint import log_joint
 from .linear_gaussian import LinearGaussian
 from .nonlinear import NonlinearGaussian
 from .quadrature import kl_to_posterior_quad, log_px_quad
+
+_memory.keep_freed_memory()
 
 __all__ = [
     "LinearGaussian",

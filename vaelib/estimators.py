@@ -6,18 +6,19 @@ All of them are built from log importance weights
     log w(z) = log P(x|z) + log P(z) − log Q(z|x),   z ~ Q(Z|x)
 
 (with Q = P(Z) the weight is just P(x|z)). Everything stays in the log domain and is
-vectorised over data points and samples; samples are drawn in chunks so that at most
-``MAX_CHUNK_ELEMENTS`` numbers of size N × D are alive at once, whatever n_samples is.
+vectorised over data points and samples; samples are drawn in chunks of at most
+``_memory.MAX_CHUNK_ELEMENTS`` numbers of size N × D, whatever n_samples is.
 """
 
 import math
 
 import torch
 
+from . import _memory
+from ._memory import chunk_sizes
 from ._validate import as_data, check_count, check_q, model_dims
 from .gaussian import kl
 
-MAX_CHUNK_ELEMENTS = 2**22
 
 
 def _prepare(model, q, x):
@@ -26,14 +27,6 @@ def _prepare(model, q, x):
     if q is not None:
         check_q(q, x.shape[0], d)
     return x
-
-
-def _chunks(total, per_sample):
-    """Split ``total`` items, each holding ``per_sample`` numbers, into chunks of at most
-    MAX_CHUNK_ELEMENTS numbers (at least one item per chunk)."""
-    size = max(1, MAX_CHUNK_ELEMENTS // per_sample)
-    for start in range(0, total, size):
-        yield min(size, total - start)
 
 
 def _log_weights(model, q, x, n):
@@ -57,7 +50,7 @@ def log_importance_weights(model, q, x, n_samples):
 
 def _log_mean_exp(model, q, x, n_samples):
     total = None
-    for n in _chunks(n_samples, x.numel()):
+    for n in chunk_sizes(n_samples, x.numel()):
         part = torch.logsumexp(_log_weights(model, q, x, n), 0)
         total = part if total is None else torch.logaddexp(total, part)
     return total - math.log(n_samples)
@@ -104,7 +97,7 @@ def elbo(model, q, x, n_samples, stderr=False):
     except NotImplementedError:
         kl_term = None
     s1 = s2 = 0.0
-    for n in _chunks(n_samples, x.numel()):
+    for n in chunk_sizes(n_samples, x.numel()):
         z = q.sample((n,))
         term = model.likelihood(z).log_prob(x)
         if kl_term is None:
@@ -127,8 +120,8 @@ def iwae(model, q, x, k, n_draws=1, stderr=False):
     check_count(k, "k")
     check_count(n_draws, "n_draws")
     s1 = s2 = 0.0
-    if k * x.numel() <= MAX_CHUNK_ELEMENTS:
-        for c in _chunks(n_draws, k * x.numel()):
+    if k * x.numel() <= _memory.MAX_CHUNK_ELEMENTS:
+        for c in chunk_sizes(n_draws, k * x.numel()):
             log_w = _log_weights(model, q, x, c * k).reshape(c, k, -1)
             bound = torch.logsumexp(log_w, 1) - math.log(k)
             s1, s2 = s1 + bound.sum(0), s2 + (bound**2).sum(0)

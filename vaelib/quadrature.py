@@ -33,13 +33,13 @@ import math
 
 import torch
 
+from ._memory import chunk_sizes
 from ._validate import as_data, check_q, model_dims
 from .gaussian import gaussian_params
 from .joint import log_joint
 
 LOCATE_HALF_WIDTH = 8.0
 MAX_LOCATE_PASSES = 40
-MAX_CHUNK_ELEMENTS = 2**22
 T_MAX = 11.0
 _LEVELS = {1: [88 * 2**k + 1 for k in range(1, 8)], 2: [88 * 2**k + 1 for k in range(4)]}
 _LOCATE_POINTS = {1: 257, 2: 65}
@@ -76,12 +76,12 @@ def _sinh_grid(d, n, dtype):
 
 def _on_grid(fn, loc, T, u, D):
     """Evaluate ``fn(z)`` ``(g, N)`` at z = loc + T u for all grid points, in chunks of
-    at most MAX_CHUNK_ELEMENTS numbers of size N·D; yields ``(start, values)``."""
-    N = loc.shape[0]
-    size = max(1, MAX_CHUNK_ELEMENTS // (N * D))
-    for start in range(0, u.shape[0], size):
+    bounded size (``_memory.chunk_sizes``); yields ``(start, values)``."""
+    start = 0
+    for size in chunk_sizes(u.shape[0], loc.shape[0] * D):
         z = loc + torch.einsum("nij,gj->gni", T, u[start:start + size])
         yield start, fn(z)
+        start += size
 
 
 def _locate(log_f, N, d, D, dtype):
