@@ -28,8 +28,8 @@ def main():
     post = model.posterior(x)
     q = vaelib.diagonal_normal(post.mean + 0.5 * post.stddev, 1.2 * post.stddev)  # near, not at, P(z|x)
     torch.manual_seed(0)
-    vaelib.log_px_is(model, q, x, 10)  # warm-up
     before = peak_rss_mb()
+    vaelib.log_px_is(model, q, x, 10)  # warm-up
     start = time.perf_counter()
     log_px = vaelib.log_px_is(model, q, x, S)
     seconds = time.perf_counter() - start
@@ -37,7 +37,7 @@ def main():
     err = (log_px - model.log_marginal(x)).abs().max().item()
     print(f"log_px_is: N={N} points, D={D}, d={d}, S={S} samples, float64, {torch.get_num_threads()} threads")
     print(f"  time                 {seconds:.2f} s")
-    print(f"  peak RSS             {after:.0f} MB (rose by {after - before:.0f} MB during the call)")
+    print(f"  peak RSS             {after:.0f} MB (rose by {after - before:.0f} MB in the estimator)")
     print(f"  one S x N x D array  {S * N * D * 8 / 2**20:.0f} MB (never formed; chunks of "
           f"{_memory.MAX_CHUNK_ELEMENTS * 8 / 2**20:.0f} MB)")
     print(f"  max |log_px_is - log P(x)| = {err:.2e} nats")
