@@ -8,9 +8,11 @@ approximate posterior ``q`` is a torch ``Distribution`` with batch ``(N,)``, eve
 from . import _memory
 from .checks import check_close
 from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
+from .gauss_hermite import expected_log_likelihood
 from .gaussian import as_mvn, diagonal_normal, gaussian_params, kl
 from .joint import log_joint
 from .linear_gaussian import LinearGaussian
+from .naive import naive_log_samples_needed, naive_log_second_moment
 from .nonlinear import NonlinearGaussian
 from .quadrature import kl_to_posterior_quad, log_px_quad
 
@@ -24,6 +26,7 @@ __all__ = [
     "diagonal_normal",
     "elbo",
     "ess",
+    "expected_log_likelihood",
     "gaussian_params",
     "iwae",
     "kl",
@@ -33,4 +36,6 @@ __all__ = [
     "log_px_is",
     "log_px_naive",
     "log_px_quad",
+    "naive_log_samples_needed",
+    "naive_log_second_moment",
 ]
