@@ -1,0 +1,47 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+from scipy.stats import norm
+from torch.distributions import MultivariateNormal
+
+import vaelib
+from conftest import F64, data_from, random_linear_gaussian
+
+
+@pytest.mark.parametrize("delta, s", [(0.0, 1.0), (1.3, 1.0), (0.5, 0.8), (2.0, 1.7), (-1.0, 3.0)])
+def test_one_axis_against_scipy_integral(delta, s):
+    """∫ N(u; 0, 1)² / N(u; δ, s²) du, integrated by scipy."""
+    value = integrate.quad(lambda u: math.exp(2 * norm.logpdf(u) - norm.logpdf(u, delta, s)), -30, 30, epsabs=0, epsrel=1e-12, limit=500)[0]
+    out = vaelib.gaussian_is_log_second_moment(delta**2, s, 1).item()
+    assert out == pytest.approx(math.log(value), abs=1e-9)
+
+
+def test_linear_gaussian_weights_match_monte_carlo():
+    model = random_linear_gaussian(D=6, d=2, sigma=0.4, seed=3)
+    x = data_from(model, torch.randn(1, 2, dtype=F64))
+    post = model.posterior(x)
+    L = post.scale_tril
+    delta, s = torch.tensor([0.8, -0.5], dtype=F64), 1.3
+    q = MultivariateNormal(post.mean + (L @ delta), scale_tril=s * L)
+    w = torch.exp(vaelib.log_importance_weights(model, q, x, 400_000) - model.log_marginal(x))[:, 0]
+    predicted = math.exp(vaelib.gaussian_is_log_second_moment((delta**2).sum(), s, 2).item())
+    assert (w**2).mean().item() == pytest.approx(predicted, rel=0.03)
+
+
+def test_exact_posterior_and_too_narrow_proposals():
+    assert vaelib.gaussian_is_log_second_moment(0.0, 1.0, 5).item() == pytest.approx(0.0, abs=1e-15)
+    assert vaelib.gaussian_is_log_second_moment(1.0, 0.7, 2).item() == math.inf  # s² < 1/2
+    out = vaelib.gaussian_is_log_second_moment(torch.tensor([0.0, 1.0]), torch.tensor([0.5, 1.0]), 1)
+    assert out[0].item() == math.inf and out[1].item() == pytest.approx(1.0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="shift_sq"):
+        vaelib.gaussian_is_log_second_moment(-1.0, 1.0, 1)
+    with pytest.raises(ValueError, match="scale"):
+        vaelib.gaussian_is_log_second_moment(0.0, 0.0, 1)
+    with pytest.raises(ValueError, match="d"):
+        vaelib.gaussian_is_log_second_moment(0.0, 1.0, 0)
