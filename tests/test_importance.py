@@ -5,7 +5,6 @@ import pytest
 import torch
 from scipy import integrate
 from scipy.stats import norm
-from torch.distributions import MultivariateNormal
 
 import vaelib
 from conftest import F64, data_from, random_linear_gaussian
@@ -23,9 +22,8 @@ def test_linear_gaussian_weights_match_monte_carlo():
     model = random_linear_gaussian(D=6, d=2, sigma=0.4, seed=3)
     x = data_from(model, torch.randn(1, 2, dtype=F64))
     post = model.posterior(x)
-    L = post.scale_tril
     delta, s = torch.tensor([0.8, -0.5], dtype=F64), 1.3
-    q = MultivariateNormal(post.mean + (L @ delta), scale_tril=s * L)
+    q = vaelib.gaussian_proposal(post, delta, s)
     w = torch.exp(vaelib.log_importance_weights(model, q, x, 400_000) - model.log_marginal(x))[:, 0]
     predicted = math.exp(vaelib.gaussian_is_log_second_moment((delta**2).sum(), s, 2).item())
     assert (w**2).mean().item() == pytest.approx(predicted, rel=0.03)
@@ -45,3 +43,19 @@ def test_bad_arguments():
         vaelib.gaussian_is_log_second_moment(0.0, 0.0, 1)
     with pytest.raises(ValueError, match="d"):
         vaelib.gaussian_is_log_second_moment(0.0, 1.0, 0)
+
+
+def test_gaussian_proposal_moments():
+    model = random_linear_gaussian(D=5, d=2, sigma=0.4, seed=1)
+    post = model.posterior(data_from(model, torch.randn(3, 2, dtype=F64)))
+    q = vaelib.gaussian_proposal(post, [1.0, -2.0], 0.5)
+    L = post.scale_tril
+    np.testing.assert_allclose(q.mean, post.mean + L @ torch.tensor([1.0, -2.0], dtype=F64), rtol=1e-12)
+    np.testing.assert_allclose(q.covariance_matrix, 0.25 * post.covariance_matrix, rtol=1e-12)
+    np.testing.assert_allclose(vaelib.gaussian_proposal(post, [0.0, 0.0], 1.0).log_prob(post.mean), post.log_prob(post.mean), rtol=1e-12)
+    with pytest.raises(ValueError, match="shift"):
+        vaelib.gaussian_proposal(post, [1.0], 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        vaelib.gaussian_proposal(post, [0.0, 0.0], 0.0)
+    with pytest.raises(ValueError, match="posterior"):
+        vaelib.gaussian_proposal(vaelib.diagonal_normal(torch.zeros(3, 2), torch.ones(3, 2)), [0.0, 0.0], 1.0)

@@ -10,7 +10,7 @@ from .checks import check_close
 from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
 from .gauss_hermite import expected_log_likelihood
 from .gaussian import as_mvn, diagonal_normal, gaussian_params, kl
-from .importance import gaussian_is_log_second_moment
+from .importance import gaussian_is_log_second_moment, gaussian_proposal
 from .joint import log_joint
 from .linear_gaussian import LinearGaussian
 from .naive import naive_log_samples_needed, naive_log_second_moment
@@ -30,6 +30,7 @@ __all__ = [
     "expected_log_likelihood",
     "gaussian_is_log_second_moment",
     "gaussian_params",
+    "gaussian_proposal",
     "iwae",
     "kl",
     "kl_to_posterior_quad",

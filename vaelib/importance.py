@@ -4,6 +4,7 @@ Gaussian. Derived in Chapter 3."""
 import math
 
 import torch
+from torch.distributions import MultivariateNormal
 
 from ._validate import check_count
 
@@ -39,3 +40,19 @@ def gaussian_is_log_second_moment(shift_sq, scale, d):
     safe = torch.where(finite, denom, torch.ones_like(denom))
     value = d * (torch.log(scale**2) - 0.5 * torch.log(safe)) + shift_sq / safe
     return torch.where(finite, value, torch.full_like(value, math.inf))
+
+
+def gaussian_proposal(posterior, shift, scale):
+    """Q = N(m + Lδ, s²Σ): a Gaussian posterior N(m, Σ = LLᵀ) (``MultivariateNormal``, batch
+    ``(N,)``) moved by ``shift`` δ (shape ``(d,)``, in posterior standard deviations along
+    L's axes) and widened by ``scale`` s > 0 — the proposals of
+    :func:`gaussian_is_log_second_moment`. Derived in Chapter 3."""
+    if not isinstance(posterior, MultivariateNormal):
+        raise ValueError(f"posterior: expected a MultivariateNormal, got {type(posterior).__name__}")
+    L = posterior.scale_tril
+    shift = torch.as_tensor(shift, dtype=L.dtype)
+    if shift.shape != posterior.event_shape:
+        raise ValueError(f"shift: expected shape {tuple(posterior.event_shape)}, got {tuple(shift.shape)}")
+    if not 0 < float(scale) < math.inf:
+        raise ValueError(f"scale: expected a finite value > 0, got {scale!r}")
+    return MultivariateNormal(posterior.loc + (L @ shift[:, None])[..., 0], scale_tril=scale * L)
