@@ -90,6 +90,8 @@ def test_page_renders_offline_with_typeset_math_and_images(built_book, browser, 
     page.goto((html / f"{page_name}.html").as_uri(), wait_until="load")
     raw_math = page.locator("div.math, span.math").count()  # Sphinx loads MathJax only where needed
     if raw_math:
+        has_mathjax = page.evaluate("() => Array.from(document.scripts).some(s => /mathjax/i.test(s.src))")
+        assert has_mathjax, f"{raw_math} math elements but no MathJax on the page (math in a title?)"
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
         page.evaluate("() => MathJax.startup.promise")
     n_math = page.locator("mjx-container").count()
