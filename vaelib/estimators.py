@@ -20,7 +20,6 @@ from ._validate import as_data, check_count, check_q, model_dims
 from .gaussian import kl
 
 
-
 def _prepare(model, q, x):
     d, D = model_dims(model)
     x = as_data(x, D)

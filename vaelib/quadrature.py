@@ -24,7 +24,8 @@ coarser one to within ``tol`` (default 1e-10 nats in float64, 1e-4 in float32) f
 data point; with geometric convergence the returned value's error is below that change.
 If no two levels agree, ``RuntimeError`` is raised rather than returning a guess.
 What this cannot see: a second posterior mode narrower than the first grid's spacing
-(0.25 in 2-D) and lying away from the main mass.
+(0.25 in 2-D) and lying away from the main mass, or posterior mass beyond |zᵢ| = 8
+(prior density below e⁻³²) that the first grid does not reach.
 
 Derived in Chapter 1 (log P(x)) and Chapter 5 (the KL to the true posterior).
 """
