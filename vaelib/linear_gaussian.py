@@ -21,7 +21,10 @@ class LinearGaussian:
       rᵀ C⁻¹ r = Σᵢ (Uᵀr)ᵢ² / (sᵢ² + σ²) + ‖r − U Uᵀ r‖² / σ²;
     - posterior  P(z|x) = N(m, Λ⁻¹),  Λ = WᵀW / σ² + I_d,  m = V diag(sᵢ / (sᵢ² + σ²)) Uᵀ r.
 
-    Nothing of size D × D is formed: every method costs O(N D d + D d²).
+    Nothing of size D × D is formed: every method costs O(N D d + D d²). (torch's
+    ``LowRankMultivariateNormal(b, W, σ²)`` is the same density at the same cost, but its
+    Woodbury form subtracts two large terms and loses about five digits for an
+    ill-conditioned W with small σ; here both terms of rᵀC⁻¹r are non-negative.)
 
     Args:
         W: ``(D, d)`` loading matrix (its dtype is the model's dtype).
