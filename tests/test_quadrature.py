@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize
-from torch.distributions import MultivariateNormal
+from torch.distributions import MultivariateNormal, kl_divergence
 
 import vaelib
-from conftest import F64, data_from, random_linear_gaussian
+from conftest import F64, data_from, gaussian_kl, random_linear_gaussian
 
 
 class TwinDecoder:
@@ -107,7 +107,7 @@ def test_kl_to_posterior_matches_closed_form(d, sigma, shift, seed):
     x = data_from(model, torch.randn(3, d, dtype=F64))
     post = model.posterior(x)
     q = vaelib.diagonal_normal(post.mean + shift * post.stddev, 0.7 * post.stddev)
-    exact = torch.distributions.kl_divergence(vaelib.as_mvn(q), post)
+    exact = gaussian_kl(q.mean, torch.diag_embed(q.variance), post.mean, post.covariance_matrix)
     np.testing.assert_allclose(vaelib.kl_to_posterior_quad(model, q, x), exact, rtol=0, atol=1e-6)
 
 
@@ -145,7 +145,7 @@ def test_identity_through_quadrature_on_a_nonlinear_decoder():
          for xi, z0 in zip(x.numpy(), [[3.8, -1.2], [-0.5, 0.4]])]), dtype=F64)
     q = MultivariateNormal(mode + 1e-4, scale_tril=torch.tensor([[1e-3, 0.0], [3e-4, 8e-4]], dtype=F64).expand(2, 2, 2))
     lhs = vaelib.log_px_quad(model, x) - vaelib.kl_to_posterior_quad(model, q, x)
-    rhs = vaelib.expected_log_likelihood(model, q, x, n_nodes=60) - vaelib.kl(q, model.prior())
+    rhs = vaelib.expected_log_likelihood(model, q, x, n_nodes=60) - kl_divergence(q, model.prior())
     np.testing.assert_allclose(lhs, rhs, rtol=0, atol=1e-6)
     assert (vaelib.kl_to_posterior_quad(model, q, x) > 0.01).all()  # a real gap, not 0 = 0
 
@@ -172,7 +172,7 @@ def test_discontinuous_integrand_does_not_pass_silently():
     """A step decoder makes the integrand jump; trapezoid refinement then cannot reach
     1e-10 and the function must say so rather than return a guess."""
     model = vaelib.NonlinearGaussian(lambda z: torch.sign(z), 1, 1.0)
-    with pytest.raises(RuntimeError, match="did not converge"):
+    with pytest.raises(RuntimeError, match=r"^log_px_quad: quadrature did not converge .* not geometrically"):
         vaelib.log_px_quad(model, torch.tensor([[0.5]], dtype=F64))
 
 
@@ -188,13 +188,83 @@ def test_float32_model():
 def test_bad_inputs():
     model = random_linear_gaussian(3, 3, 0.5)
     x = torch.zeros(2, 3, dtype=F64)
-    with pytest.raises(ValueError, match="latent dimension 1 or 2"):
+    with pytest.raises(ValueError, match=r"^model: quadrature needs latent dimension 1 or 2, got d = 3$"):
         vaelib.log_px_quad(model, x)
     model2 = random_linear_gaussian(3, 2, 0.5)
-    with pytest.raises(ValueError, match="x: contains NaN"):
+    with pytest.raises(ValueError, match=r"^x: contains NaN"):
         vaelib.log_px_quad(model2, x * float("nan"))
-    with pytest.raises(ValueError, match=r"x: expected shape \(N, 3\)"):
+    with pytest.raises(ValueError, match=r"^x: expected shape \(N, 3\)"):
         vaelib.log_px_quad(model2, torch.zeros(2, 4, dtype=F64))
     q = vaelib.diagonal_normal(torch.zeros(5, 2, dtype=F64), torch.ones(5, 2, dtype=F64))
-    with pytest.raises(ValueError, match=r"q: expected batch_shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"^q: expected batch_shape \(2,\)"):
         vaelib.kl_to_posterior_quad(model2, q, x)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d=st.integers(1, 2),
+    log10_sd=st.floats(-6, 0),
+    mean=st.floats(-20, 20),
+    seed=st.integers(0, 10**6),
+)
+def test_posteriors_anywhere_within_the_guarantee(d, log10_sd, mean, seed):
+    """|posterior mean| ≤ 20 and sd ≥ 1e-6: within 1e-6 nats of the closed form, or a
+    RuntimeError (the rounding floor) — never a silent miss."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(6, d, generator=g, dtype=F64)
+    sigma = 10**log10_sd * float(torch.linalg.svdvals(W)[-1])  # posterior sd ≈ 10**log10_sd
+    model = vaelib.LinearGaussian(W, torch.zeros(6, dtype=F64), sigma)
+    z = torch.full((1, d), mean, dtype=F64) + torch.tensor([0.0, 0.7][:d], dtype=F64)
+    x = data_from(model, z)
+    try:
+        got = vaelib.log_px_quad(model, x)
+    except RuntimeError as err:
+        assert "rounding of z limits the accuracy" in str(err)
+        return
+    np.testing.assert_allclose(got, model.log_marginal(x), rtol=0, atol=1e-6)
+
+
+def test_parameters_that_require_grad_build_no_graph():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 6)).double()
+    model = vaelib.NonlinearGaussian(net, 2, 0.3)
+    with torch.no_grad():
+        x = model.likelihood(model.prior().sample((3,))).sample()
+    log_px = vaelib.log_px_quad(model, x)
+    assert not log_px.requires_grad
+    with torch.no_grad():
+        np.testing.assert_allclose(log_px, vaelib.log_px_quad(model, x), rtol=0, atol=0)
+
+
+def test_relu_decoder_fails_clearly():
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)).double()
+    model = vaelib.NonlinearGaussian(net, 2, 0.1)
+    with torch.no_grad():
+        x = model.likelihood(model.prior().sample((20,))).sample()
+    with pytest.raises(RuntimeError, match=r"^log_px_quad: quadrature did not converge .*ReLU"):
+        vaelib.log_px_quad(model, x)
+
+
+def test_laplace_approximation_is_exact_for_the_linear_gaussian():
+    model, x = peaked_off_centre(2)
+    laplace, post = vaelib.laplace_approximation(model, x), model.posterior(x)
+    np.testing.assert_allclose(laplace.mean, post.mean, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(laplace.covariance_matrix, post.covariance_matrix, rtol=1e-6, atol=0)
+
+
+def test_log_posterior_grid_is_the_normalised_posterior():
+    """On a linear-Gaussian model the grid values are log P(z|x) in closed form."""
+    model = random_linear_gaussian(4, 2, 0.5, seed=2)
+    x = data_from(model, torch.randn(2, 2, dtype=F64))
+    z1, z2 = torch.linspace(-2, 2, 7, dtype=F64), torch.linspace(-1, 3, 5, dtype=F64)
+    grid = vaelib.log_posterior_grid(model, x, z1, z2)
+    assert grid.shape == (2, 7, 5)
+    z = torch.stack(torch.meshgrid(z1, z2, indexing="ij"), -1)  # (7, 5, 2)
+    post = model.posterior(x)
+    mean, cov = post.mean.numpy(), post.covariance_matrix.numpy()
+    for n in range(2):
+        diff = z.numpy() - mean[n]
+        inv = np.linalg.inv(cov[n])
+        expected = -0.5 * np.einsum("...i,ij,...j->...", diff, inv, diff) - 0.5 * np.linalg.slogdet(2 * np.pi * cov[n])[1]
+        np.testing.assert_allclose(grid[n].numpy(), expected, rtol=0, atol=1e-6)

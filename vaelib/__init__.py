@@ -3,42 +3,60 @@
 Models follow one contract: ``prior()`` returns P(Z) (event shape ``(d,)``) and
 ``likelihood(z)`` returns P(X|Z=z) (batch ``z.shape[:-1]``, event ``(D,)``). An
 approximate posterior ``q`` is a torch ``Distribution`` with batch ``(N,)``, event ``(d,)``.
+
+One module per concept: ``distributions`` (Gaussians, KL registrations), ``models``
+(the contract and Part I's models), ``estimators`` (Monte Carlo), ``theory`` (closed-form
+variances), ``quadrature`` and ``gauss_hermite`` (numerical integration), ``data`` (the
+digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``checks``.
+Importing vaelib only registers two KL pairs with ``torch.distributions``.
 """
 
-from . import _memory
 from .checks import check_close
+from .data import binarize, binarize_stochastic, load_digits
+from .distributions import as_mvn, diagonal_normal, gaussian_params, gaussian_proposal
 from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
-from .gauss_hermite import expected_log_likelihood
-from .gaussian import as_mvn, diagonal_normal, gaussian_params, kl
-from .importance import gaussian_is_log_second_moment, gaussian_proposal
-from .joint import log_joint
-from .linear_gaussian import LinearGaussian
-from .naive import naive_log_samples_needed, naive_log_second_moment
-from .nonlinear import NonlinearGaussian
-from .quadrature import kl_to_posterior_quad, log_px_quad
-
-_memory.keep_freed_memory()
+from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
+from .models import LatentVariableModel, LinearGaussian, NonlinearGaussian, log_joint
+from .nets import VAE
+from .quadrature import kl_to_posterior_quad, laplace_approximation, log_posterior_grid, log_px_quad
+from .theory import (
+    gaussian_is_log_second_moment,
+    naive_log_samples_needed,
+    naive_log_second_moment,
+    naive_samples_needed_scaling,
+)
+from .train import History, fit
 
 __all__ = [
+    "History",
+    "LatentVariableModel",
     "LinearGaussian",
     "NonlinearGaussian",
+    "VAE",
     "as_mvn",
+    "binarize",
+    "binarize_stochastic",
     "check_close",
     "diagonal_normal",
     "elbo",
     "ess",
     "expected_log_likelihood",
+    "fit",
     "gaussian_is_log_second_moment",
     "gaussian_params",
     "gaussian_proposal",
     "iwae",
-    "kl",
     "kl_to_posterior_quad",
+    "laplace_approximation",
+    "load_digits",
     "log_importance_weights",
     "log_joint",
+    "log_posterior_grid",
     "log_px_is",
     "log_px_naive",
+    "log_px_prior_gh",
     "log_px_quad",
     "naive_log_samples_needed",
     "naive_log_second_moment",
+    "naive_samples_needed_scaling",
 ]
