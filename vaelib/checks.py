@@ -5,7 +5,7 @@ import torch
 
 
 def check_close(actual, expected, *, atol=0.0, rtol=0.0, what="values"):
-    """Assert |actual − expected| ≤ atol + rtol·|expected| elementwise, and return the
+    """Assert ``|actual − expected| ≤ atol + rtol·|expected|`` elementwise, and return the
     largest absolute error (a number to quote in the text).
 
     Raises ``AssertionError`` naming ``what``, the worst error and the tolerance."""

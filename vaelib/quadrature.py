@@ -33,7 +33,7 @@ How:
 **Guarantee.** For an integrand analytic in z (smooth activations: tanh, softplus,
 SiLU, ...) the trapezoid error falls geometrically as h halves, so the returned value is
 within ``tol`` (default 1e-6 nats in float64, 1e-3 in float32) of the integral of the
-model *as evaluated*, for posteriors with |mean| ≤ 20 and standard deviations ≥ 1e-6
+model *as evaluated*, for posteriors with ``|mean| ≤ 20`` and standard deviations ≥ 1e-6
 (float64). When no grid within the budget passes the checks a ``RuntimeError`` says
 which check failed — never a silent guess.
 
@@ -42,10 +42,10 @@ fall only like h², the geometric test fails, and once the grid is fine enough f
 to be the asymptotic rate the ``RuntimeError`` says so. Use a smooth activation for any
 network you want to integrate.
 
-**Rounding floor:** z = m + T w is rounded to about ε·(|m| + W‖T‖), which moves
-log P(x, z) by up to ε·W·(|m|/σ_min + W·σ_max/σ_min) nats (σ: the posterior's standard
+**Rounding floor:** z = m + T w is rounded to about ``ε·(|m| + W‖T‖)``, which moves
+log P(x, z) by up to ``ε·W·(|m|/σ_min + W·σ_max/σ_min)`` nats (σ: the posterior's standard
 deviations, W = 27 the grid's reach, ε: the dtype's machine epsilon): 1.2e-7 nats for
-σ = 1e-6 at |m| = 20 in float64. A data point whose floor exceeds ``tol`` raises ``RuntimeError``.
+σ = 1e-6 at ``|m| = 20`` in float64. A data point whose floor exceeds ``tol`` raises ``RuntimeError``.
 
 **Blind spot:** a second posterior mode narrower than the shared grid's spacing and
 away from the located one.
