@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install book test execute
+.PHONY: install book test execute lab
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,4 +23,8 @@ test: install
 # Re-execute chapters in place (all, or NB=book/03_importance_sampling.ipynb).
 NB ?= book/*.ipynb
 execute: install
-	jupyter execute --inplace $(NB)
+	VAEBOOK_PROGRESS=0 jupyter execute --inplace $(NB)
+
+# Open the chapters in JupyterLab, in the project's environment (progress bars shown).
+lab: install
+	jupyter lab book/

@@ -197,3 +197,24 @@ def test_no_validation_needs_a_budget(digits):
 def test_model_must_be_a_module_with_posterior(digits):
     with pytest.raises(ValueError, match=r"^model: expected an nn.Module with posterior"):
         fit(object(), *digits, max_epochs=1)
+
+
+@pytest.mark.parametrize(
+    "tty, kernel, env, shown",
+    [(True, False, None, True), (False, True, None, True), (False, False, None, False),
+     (True, True, "0", False)],
+)
+def test_progress_bar_only_when_watched_and_not_switched_off(digits, monkeypatch, capsys, tty, kernel, env, shown):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    if kernel:
+        monkeypatch.setitem(sys.modules, "ipykernel", object())
+    else:
+        monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    if env is None:
+        monkeypatch.delenv("VAEBOOK_PROGRESS", raising=False)
+    else:
+        monkeypatch.setenv("VAEBOOK_PROGRESS", env)
+    fit(tiny_vae(), *digits, max_epochs=2)
+    assert ("epoch" in capsys.readouterr().err) == shown
