@@ -42,7 +42,7 @@ def test_huge_sample_counts_stay_finite():
     assert torch.isfinite(log_s).all() and log_s.item() > 710  # S > e^710: beyond float64
 
 
-def test_bad_arguments():
+def test_samples_needed_bad_arguments():
     model = random_linear_gaussian(D=3, d=2, sigma=0.8)
     x = torch.zeros(1, 3, dtype=F64)
     with pytest.raises(ValueError, match=r"^rel_err: "):
@@ -79,7 +79,7 @@ def test_exact_posterior_and_too_narrow_proposals():
     assert out[0].item() == math.inf and out[1].item() == pytest.approx(1.0)
 
 
-def test_bad_arguments():
+def test_second_moment_bad_arguments():
     with pytest.raises(ValueError, match=r"^shift_sq: "):
         vaelib.gaussian_is_log_second_moment(-1.0, 1.0, 1)
     with pytest.raises(ValueError, match=r"^scale: "):
@@ -102,3 +102,54 @@ def test_gaussian_proposal_moments():
         vaelib.gaussian_proposal(post, [0.0, 0.0], 0.0)
     with pytest.raises(ValueError, match=r"^posterior: "):
         vaelib.gaussian_proposal(vaelib.diagonal_normal(torch.zeros(3, 2), torch.ones(3, 2)), [0.0, 0.0], 1.0)
+
+
+def _np_log_posterior_over_prior(model, x):
+    """log ∫ P(z|x)² / P(z) dz (= log E[w²]/P(x)², Bayes' rule) in numpy, from the
+    posterior N(m, Σ), Σ = (I + WᵀW/σ²)⁻¹, m = ΣWᵀ(x − b)/σ², and the Gaussian integral
+    ∫ N(z; m, Σ)² / N(z; 0, I) dz = |Σ|⁻¹ |A|^(−1/2) exp(½ hᵀA⁻¹h − mᵀΣ⁻¹m),
+    A = 2Σ⁻¹ − I, h = 2Σ⁻¹m: a route that shares nothing with vaelib's (which goes
+    through the marginal with halved noise)."""
+    W, b, s2 = model.W.numpy(), model.b.numpy(), model.sigma.item() ** 2
+    prec = np.eye(W.shape[1]) + W.T @ W / s2  # Σ⁻¹
+    m = np.linalg.solve(prec, W.T @ (np.asarray(x) - b).T / s2).T  # (N, d)
+    A = 2 * prec - np.eye(W.shape[1])
+    h = 2 * m @ prec
+    quad = 0.5 * np.einsum("ni,ni->n", h, np.linalg.solve(A, h.T).T) - np.einsum("ni,ij,nj->n", m, prec, m)
+    return np.linalg.slogdet(prec)[1] - 0.5 * np.linalg.slogdet(A)[1] + quad
+
+
+def test_posterior_route_matches_the_second_moment():
+    """E[w²]/P(x)² = ∫ P(z|x)²/P(z) dz, the identity Chapter 2 derives the scaling from."""
+    model = random_linear_gaussian(D=7, d=3, sigma=0.4, seed=4)
+    x = data_from(model, torch.randn(5, 3, dtype=F64))
+    log_ratio = vaelib.naive_log_second_moment(model, x) - 2 * model.log_marginal(x)
+    np.testing.assert_allclose(log_ratio.numpy(), _np_log_posterior_over_prior(model, x), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_scaling_law_is_the_typical_exact_count_for_large_D(d):
+    """S ≈ 100 (eD/2σ²)^(d/2): the mean over x of the exact log S (numpy, posterior route),
+    for W with N(0, 1) entries, D = 4000 ≫ d and 4000 data points from the model.
+    Expected deviation: eigenvalues of WᵀW/D are 1 ± O(√(d/D)) (≲ 0.05 nats), the
+    mean of ‖m‖²/2 over 4000 x has a standard error √(d/2)/√4000 ≤ 0.03 nats, and the
+    posterior width σ²/D ≈ 2e-5 is not quite 0; the tolerance is 0.15 nats, while
+    dropping the factor e (the ‖m‖² ≈ d term) would be off by d/2 ≥ 0.5 nats."""
+    D, sigma, n_x = 4000, 0.3, 4000
+    g = torch.Generator().manual_seed(d)
+    model = vaelib.LinearGaussian(torch.randn(D, d, generator=g, dtype=F64), torch.zeros(D, dtype=F64), sigma)
+    x = data_from(model, torch.randn(n_x, d, generator=g, dtype=F64))
+    log_ratio = _np_log_posterior_over_prior(model, x)
+    exact = np.mean(log_ratio + np.log1p(-np.exp(-log_ratio))) - 2 * math.log(0.1)  # mean log S
+    assert vaelib.naive_samples_needed_scaling(D, d, sigma, rel_err=0.1) == pytest.approx(exact, abs=0.15)
+
+
+def test_scaling_law_bad_arguments():
+    with pytest.raises(ValueError, match=r"^data_dim: "):
+        vaelib.naive_samples_needed_scaling(0, 2, 0.5)
+    with pytest.raises(ValueError, match=r"^latent_dim: "):
+        vaelib.naive_samples_needed_scaling(10, 0, 0.5)
+    with pytest.raises(ValueError, match=r"^sigma: "):
+        vaelib.naive_samples_needed_scaling(10, 2, -1.0)
+    with pytest.raises(ValueError, match=r"^rel_err: "):
+        vaelib.naive_samples_needed_scaling(10, 2, 0.5, rel_err=0)

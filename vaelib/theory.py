@@ -47,13 +47,19 @@ def naive_samples_needed_scaling(data_dim, latent_dim, sigma, rel_err=0.1):
 
         S ≈ (eD / 2σ²)^(d/2) / rel_err²
 
-    for W with independent N(0, 1) entries and D ≫ d. Then WᵀW ≈ D·I, each of the d
-    directions W spans contributes ½ log(D/2σ²) + ½ χ²₁ to log E[w²]/P(x)² (a typical x
-    has χ²₁ ≈ 1) and the D − d other directions contribute nothing. Exponential in the
-    latent dimension d, polynomial in D and 1/σ. Derived in Chapter 2."""
+    for W with independent N(0, 1) entries and D ≫ d. By Bayes' rule
+    E[w²]/P(x)² = ∫ P(z|x)² / P(z) dz, the posterior density over the prior density
+    averaged over the posterior. With WᵀW ≈ D·I the posterior is N(m, σ²/D·I) (width
+    σ/√D in each of the d latent directions), and as σ²/D → 0 the integral becomes
+    (D/2σ²)^(d/2) exp(‖m‖²/2); a typical x has ‖m‖² ≈ ‖z‖² ≈ d (χ²_d, mean d).
+    So this is the mean over x of log S (the log of the geometric mean), to
+    O(√(d/D)). Exponential in the latent dimension d, polynomial in D and 1/σ.
+    Derived in Chapter 2."""
     _validate.count(data_dim, "data_dim")
     _validate.count(latent_dim, "latent_dim")
     _validate.positive(sigma, "sigma")
+    if not 0 < rel_err < math.inf:
+        raise ValueError(f"rel_err: expected a positive number, got {rel_err!r}")
     return 0.5 * latent_dim * (1 + math.log(data_dim / (2 * sigma**2))) - 2 * math.log(rel_err)
 
 
