@@ -6,7 +6,7 @@ approximate posterior ``q`` is a torch ``Distribution`` with batch ``(N,)``, eve
 
 One module per concept: ``distributions`` (Gaussians, KL registrations), ``models``
 (the contract and Part I's models), ``estimators`` (Monte Carlo), ``theory`` (closed-form
-variances), ``quadrature`` and ``gauss_hermite`` (numerical integration), ``data`` (the
+variances), ``quadrature``, ``gauss_hermite`` and ``reference`` (numerical integration), ``data`` (the
 digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``checks``.
 Importing vaelib only registers two KL pairs with ``torch.distributions``.
 """
@@ -19,6 +19,7 @@ from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
 from .models import LatentVariableModel, LinearGaussian, NonlinearGaussian, log_joint
 from .nets import VAE
 from .quadrature import kl_to_posterior_quad, laplace_approximation, log_posterior_grid, log_px_quad
+from .reference import log_px_legendre
 from .theory import (
     gaussian_is_log_second_moment,
     naive_log_samples_needed,
@@ -53,6 +54,7 @@ __all__ = [
     "log_joint",
     "log_posterior_grid",
     "log_px_is",
+    "log_px_legendre",
     "log_px_naive",
     "log_px_prior_gh",
     "log_px_quad",
