@@ -16,6 +16,7 @@ from .data import binarize, binarize_stochastic, load_digits
 from .distributions import as_mvn, diagonal_normal, gaussian_params, gaussian_proposal
 from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
 from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
+from .linear import LinearVAE, align_columns, ppca_kl_per_dimension, ppca_mle, sample_covariance_eigh
 from .models import LatentVariableModel, LinearGaussian, NonlinearGaussian, log_joint
 from .nets import VAE
 from .quadrature import kl_to_posterior_quad, laplace_approximation, log_posterior_grid, log_px_quad
@@ -32,8 +33,10 @@ __all__ = [
     "History",
     "LatentVariableModel",
     "LinearGaussian",
+    "LinearVAE",
     "NonlinearGaussian",
     "VAE",
+    "align_columns",
     "as_mvn",
     "binarize",
     "binarize_stochastic",
@@ -61,4 +64,7 @@ __all__ = [
     "naive_log_samples_needed",
     "naive_log_second_moment",
     "naive_samples_needed_scaling",
+    "ppca_kl_per_dimension",
+    "ppca_mle",
+    "sample_covariance_eigh",
 ]
