@@ -4,7 +4,7 @@ import torch
 from torch.distributions import Independent, Laplace, MultivariateNormal, Normal, StudentT, kl_divergence
 
 import vaelib
-from conftest import F64
+from helpers import F64
 
 
 def kl_formula(m0, S0, m1, S1):

@@ -9,7 +9,7 @@ from torch.distributions import Independent, StudentT, kl_divergence
 
 import vaelib
 from vaelib import _memory
-from conftest import F64, data_from, random_linear_gaussian
+from helpers import F64, data_from, random_linear_gaussian
 
 
 @pytest.fixture

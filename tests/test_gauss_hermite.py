@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import vaelib
-from conftest import F64, data_from, random_linear_gaussian
+from helpers import F64, data_from, random_linear_gaussian
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])

@@ -7,7 +7,7 @@ from scipy.stats import multivariate_normal
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import vaelib
-from conftest import F64
+from helpers import F64
 from vaelib.linear import LinearVAE, align_columns, ppca_kl_per_dimension, ppca_mle
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import vaelib
-from conftest import F64, data_from, gaussian_kl, mp_log_marginal, random_linear_gaussian
+from helpers import F64, data_from, gaussian_kl, mp_log_marginal, random_linear_gaussian
 
 
 def dense_marginal(model):

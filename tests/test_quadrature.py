@@ -9,7 +9,7 @@ from scipy import integrate, optimize
 from torch.distributions import MultivariateNormal, kl_divergence
 
 import vaelib
-from conftest import F64, data_from, gaussian_kl, random_linear_gaussian
+from helpers import F64, data_from, gaussian_kl, random_linear_gaussian
 
 
 class TwinDecoder:

@@ -7,7 +7,7 @@ from scipy import integrate
 import vaelib
 from vaelib.reference import log_px_legendre
 
-from conftest import F64, data_from, random_linear_gaussian
+from helpers import F64, data_from, random_linear_gaussian
 
 
 @pytest.mark.parametrize("d, sigma", [(1, 0.5), (2, 0.3), (2, 0.02)])

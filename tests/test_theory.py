@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import vaelib
-from conftest import F64, data_from, random_linear_gaussian
+from helpers import F64, data_from, random_linear_gaussian
 
 
 def test_second_moment_against_a_brute_force_integral():

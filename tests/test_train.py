@@ -201,17 +201,21 @@ def test_model_must_be_a_module_with_posterior(digits):
 
 @pytest.mark.parametrize(
     "tty, kernel, env, shown",
-    [(True, False, None, True), (False, True, None, True), (False, False, None, False),
-     (True, True, "0", False)],
+    [(True, None, None, True), (False, "running", None, True), (False, None, None, False),
+     (False, "imported", None, False), (True, "running", "0", False)],
 )
 def test_progress_bar_only_when_watched_and_not_switched_off(digits, monkeypatch, capsys, tty, kernel, env, shown):
+    """kernel: None (plain Python), "imported" (IPython loaded, no kernel: as under
+    nbval's own process) or "running" (inside a Jupyter kernel)."""
     import sys
+    from types import SimpleNamespace
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
-    if kernel:
-        monkeypatch.setitem(sys.modules, "ipykernel", object())
+    if kernel is None:
+        monkeypatch.delitem(sys.modules, "IPython", raising=False)
     else:
-        monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+        shell = SimpleNamespace(kernel=object()) if kernel == "running" else None
+        monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: shell))
     if env is None:
         monkeypatch.delenv("VAEBOOK_PROGRESS", raising=False)
     else:

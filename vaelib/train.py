@@ -195,7 +195,10 @@ def _valid_bound(model, x, objective, k, n_draws, seed):
 def _interactive():
     if os.environ.get("VAEBOOK_PROGRESS") == "0":
         return False
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    # a running Jupyter kernel, not merely an imported ipykernel (nbval imports it)
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return sys.stderr.isatty() or getattr(shell, "kernel", None) is not None
 
 
 def _bar(total):
