@@ -1,6 +1,8 @@
-"""Book-level checks: the chapters are committed with outputs, the book builds with
-warnings as errors, and in a real browser (headless Chromium, network cut off) the
-math is typeset and every image loads."""
+"""Book-level checks: the chapters are committed with outputs and readable online (figure
+code folded away, a first cell saying how to get vaelib), the Pages workflow is valid,
+the book builds with warnings as errors, and in a real browser (headless Chromium,
+network cut off) the math is typeset, every image loads and printed output fits the
+text column."""
 
 import json
 import os
@@ -41,6 +43,41 @@ def test_chapter_is_committed_with_outputs_from_one_fresh_run(chapter):
     for c in code:
         for out in c["outputs"]:
             assert out["output_type"] != "error", f"stored error in {chapter}"
+
+
+def cells(chapter):
+    return json.loads((ROOT / f"{chapter}.ipynb").read_text())["cells"]
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_first_cell_says_how_to_get_vaelib(chapter):
+    first = "".join(cells(chapter)[0]["source"])
+    assert first.startswith("# ") and "pip install -r requirements.txt -e ." in first and "make lab" in first
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_figure_cells_fold_their_code_and_check_nothing(chapter):
+    """A cell that draws a figure is folded (``hide-input``), so it must not hold what a
+    reader should see: a check, a model, a training call."""
+    for c in cells(chapter):
+        src = "".join(c["source"])
+        if c["cell_type"] == "code" and "plt.show()" in src:
+            assert "hide-input" in c["metadata"].get("tags", []), src[:200]
+            assert not re.search(r"\bassert\b|check_close|\bfit\(", src), src[:200]
+
+
+def test_pages_workflow_is_valid_and_builds_with_the_readme_command():
+    workflow = ROOT / ".github" / "workflows" / "pages.yml"
+    check = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run([str(check), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    steps = jobs["build"]["steps"]
+    assert any(step.get("run") == "make book" for step in steps) and "    make book\n" in (ROOT / "README.md").read_text()
+    upload = [step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact")]
+    assert upload and upload[0]["with"]["path"] == "_build/html"
+    assert any(step.get("uses", "").startswith("actions/deploy-pages") for step in jobs["deploy"]["steps"])
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +136,19 @@ def test_page_renders_offline_with_typeset_math_and_images(built_book, browser, 
     images = page.evaluate(
         "() => Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
     )
+    # printed output that needs a horizontal scroll bar at the book's width
+    too_wide = page.evaluate(
+        "() => Array.from(document.querySelectorAll('div.cell_output pre'))"
+        ".filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText.slice(0, 80))"
+    )
     shots = os.environ.get("VAEBOOK_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(shots) / f"{Path(page_name).name}.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        page.screenshot(path=str(Path(shots) / f"{Path(page_name).name}-390.png"), full_page=True)
     page.close()
+    assert not too_wide, f"printed output wider than the text column: {too_wide}"
     if raw_math:
         assert n_math >= raw_math, f"{raw_math} math elements but only {n_math} typeset"
     assert not re.search(r"\\\[|\\\(|\\begin\{", text), "raw TeX left in the page"
