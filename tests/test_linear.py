@@ -8,7 +8,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import vaelib
 from helpers import F64
-from vaelib.linear import LinearVAE, align_columns, ppca_kl_per_dimension, ppca_mle
+from vaelib.linear import LinearVAE, ppca_kl_per_dimension, ppca_mle
 
 
 def ppca_data(N=400, D=6, seed=0):
@@ -197,24 +197,7 @@ def test_ppca_mle_rejects_data_in_a_subspace():
     assert ppca_mle(x, 2, sigma=0.1).sigma.item() == pytest.approx(0.1)
 
 
-# ---------------------------------------------------------------- align_columns, KL per dimension
-
-
-def test_align_columns_undoes_a_signed_permutation():
-    g = torch.Generator().manual_seed(0)
-    W_ref = torch.randn(8, 4, generator=g, dtype=F64)
-    perm, signs = torch.tensor([2, 0, 3, 1]), torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=F64)
-    W = W_ref[:, perm] * signs * 1.7 + 1e-3 * torch.randn(8, 4, generator=g, dtype=F64)
-    aligned = align_columns(W, W_ref)
-    np.testing.assert_allclose(aligned, 1.7 * W_ref, rtol=0, atol=5e-3)
-
-
-def test_align_columns_bad_input():
-    with pytest.raises(ValueError, match=r"^W, W_ref: expected two matrices of the same shape"):
-        align_columns(torch.zeros(4, 2), torch.zeros(4, 3))
-    W_ref = torch.tensor([[1.0, 0.9], [0.0, 0.1]])
-    with pytest.raises(ValueError, match=r"^W: two columns of W_ref match the same column"):
-        align_columns(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), W_ref)
+# ---------------------------------------------------------------- KL per dimension
 
 
 def test_kl_per_dimension_matches_the_exact_posterior_of_the_closed_form():

@@ -7,7 +7,8 @@ approximate posterior ``q`` is a torch ``Distribution`` with batch ``(N,)``, eve
 One module per concept: ``distributions`` (Gaussians, KL registrations), ``models``
 (the contract and Part I's models), ``estimators`` (Monte Carlo), ``theory`` (closed-form
 variances), ``quadrature``, ``gauss_hermite`` and ``reference`` (numerical integration), ``data`` (the
-digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``checks``.
+digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``linear`` (the linear VAE and
+probabilistic PCA), ``checks``.
 Importing vaelib only registers two KL pairs with ``torch.distributions``.
 """
 
@@ -16,7 +17,7 @@ from .data import binarize, binarize_stochastic, load_digits
 from .distributions import as_mvn, diagonal_normal, gaussian_params, gaussian_proposal
 from .estimators import elbo, ess, iwae, log_importance_weights, log_px_is, log_px_naive
 from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
-from .linear import LinearVAE, align_columns, ppca_kl_per_dimension, ppca_mle, sample_covariance_eigh
+from .linear import LinearVAE, ppca_kl_per_dimension, ppca_mle, sample_covariance_eigh
 from .models import LatentVariableModel, LinearGaussian, NonlinearGaussian, log_joint
 from .nets import VAE
 from .quadrature import kl_to_posterior_quad, laplace_approximation, log_posterior_grid, log_px_quad
@@ -36,7 +37,6 @@ __all__ = [
     "LinearVAE",
     "NonlinearGaussian",
     "VAE",
-    "align_columns",
     "as_mvn",
     "binarize",
     "binarize_stochastic",

@@ -91,30 +91,6 @@ def ppca_mle(x, latent_dim, sigma=None):
     return LinearGaussian(W.to(x.dtype), mean.to(x.dtype), var.sqrt().to(x.dtype))
 
 
-def align_columns(W, W_ref):
-    """``W``'s columns reordered and sign-flipped to best match those of ``W_ref``
-    (both ``(D, d)``): column i of the result is ± the column of W with the largest
-    |cosine| to column i of ``W_ref``, with the sign that makes the cosine positive.
-
-    The pPCA solution is unique only up to a rotation; a linear VAE with a diagonal
-    encoder picks orthogonal columns, which leaves a permutation and a sign per
-    column. Raises ``ValueError`` if two reference columns pick the same column of W
-    (then W is not a signed permutation of ``W_ref``'s directions). Used in Chapter 9."""
-    W, W_ref = torch.as_tensor(W), torch.as_tensor(W_ref)
-    if W.ndim != 2 or W.shape != W_ref.shape:
-        raise ValueError(f"W, W_ref: expected two matrices of the same shape (D, d), got {tuple(W.shape)} "
-                         f"and {tuple(W_ref.shape)}")
-    unit = W / W.norm(dim=0).clamp_min(torch.finfo(W.dtype).tiny)
-    unit_ref = W_ref / W_ref.norm(dim=0).clamp_min(torch.finfo(W_ref.dtype).tiny)
-    cos = unit_ref.mT.to(W.dtype) @ unit  # (d_ref, d): cos[i, j] between ref i and W j
-    pick = cos.abs().argmax(1)  # (d,)
-    if pick.unique().numel() != pick.numel():
-        raise ValueError("W: two columns of W_ref match the same column of W; W is not a signed "
-                         "permutation of W_ref's column directions")
-    signs = torch.sign(cos[torch.arange(len(pick)), pick])
-    return W[:, pick] * torch.where(signs == 0, 1.0, signs).to(W.dtype)
-
-
 class LinearVAE(LatentVariableModel, nn.Module):
     """The linear VAE: P(z) = N(0, I_d), decoder P(x|z) = N(W z + b, σ² I_D) with one
     shared σ, encoder Q(z|x) = N(V x + c, diag s²) with a free vector s (the same for
