@@ -78,7 +78,7 @@ class LinearGaussian(LatentVariableModel):
     Woodbury form subtracts two large terms and loses about five digits for an
     ill-conditioned W with small σ; here both terms of rᵀC⁻¹r are non-negative.)
     ``W`` and ``b`` may require grad: :meth:`elbo` and :meth:`log_marginal` are
-    differentiable (Chapter 9 trains this model).
+    differentiable (Chapter 9 evaluates a trained linear VAE through them).
 
     Args:
         W: ``(D, d)`` loading matrix (its dtype is the model's dtype).

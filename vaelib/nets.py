@@ -3,7 +3,7 @@ P(x|z) for grey levels (categorical), binary pixels (Bernoulli) and real values
 (Gaussian), and :class:`VAE`, which puts them together under the model contract of
 :mod:`vaelib.models` — so every estimator and the quadrature apply to it unchanged.
 
-**Smooth activations** (ELU, SiLU, tanh, softplus; no ReLU). Chapters 7, 8 and 12
+**Smooth activations** (ELU, SiLU, tanh, softplus; no ReLU). Chapters 7 and 8
 integrate a trained decoder over z by the trapezoid rule, whose error falls
 geometrically as the spacing h halves only when the integrand is analytic; the kinks
 of a ReLU network make it fall like h², too slowly for the 1e-6-nat checks
@@ -152,8 +152,8 @@ class BernoulliDecoder(nn.Module):
 class GaussianDecoder(nn.Module):
     """P(x|z) = N(f(z), diag σ²) for real-valued x. ``sigma=None`` learns one σⱼ per
     coordinate (stored as log σ, initialised at σ = 1); a number fixes σ for every
-    coordinate (the "decoder variance" that Chapter 11 varies). Batch ``z.shape[:-1]``,
-    event ``(D,)``."""
+    coordinate (the decoder variance: it weights the reconstruction term against the
+    KL). Batch ``z.shape[:-1]``, event ``(D,)``."""
 
     support = constraints.real
 
