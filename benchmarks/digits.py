@@ -17,8 +17,8 @@ import math
 
 import torch
 
+import vaelib
 from vaelib import elbo, log_px_is
-from vaelib._memory import keep_freed_memory
 from vaelib.data import load_digits
 from vaelib.nets import VAE
 from vaelib.train import fit
@@ -48,7 +48,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    keep_freed_memory()
+    vaelib.keep_freed_memory()
     x_train, _ = load_digits("train")
     x_valid, _ = load_digits("valid")
     x_test, _ = load_digits("test")

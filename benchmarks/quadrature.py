@@ -18,7 +18,6 @@ import time
 import torch
 
 import vaelib
-from vaelib._memory import keep_freed_memory
 
 
 def timed(fn):
@@ -33,7 +32,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    keep_freed_memory()
+    vaelib.keep_freed_memory()
 
     mlp = vaelib.NonlinearGaussian.random_mlp(latent_dim=2, data_dim=10, sigma=0.1, seed=0)
     torch.manual_seed(0)

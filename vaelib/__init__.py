@@ -9,9 +9,11 @@ One module per concept: ``distributions`` (Gaussians, KL registrations), ``model
 variances), ``quadrature``, ``gauss_hermite`` and ``reference`` (numerical integration), ``data`` (the
 digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``linear`` (the linear VAE and
 probabilistic PCA), ``checks``.
-Importing vaelib only registers two KL pairs with ``torch.distributions``.
+Importing vaelib only registers two KL pairs with ``torch.distributions``; the one
+process-wide performance switch, :func:`keep_freed_memory`, is opt-in.
 """
 
+from ._memory import keep_freed_memory
 from .checks import check_close
 from .data import binarize, binarize_stochastic, load_digits
 from .distributions import as_mvn, diagonal_normal, gaussian_params, gaussian_proposal
@@ -50,6 +52,7 @@ __all__ = [
     "gaussian_params",
     "gaussian_proposal",
     "iwae",
+    "keep_freed_memory",
     "kl_to_posterior_quad",
     "laplace_approximation",
     "load_digits",

@@ -1,6 +1,6 @@
 """The linear VAE and probabilistic PCA: a VAE whose decoder is linear-Gaussian with
 one shared noise level, P(x|z) = N(W z + b, σ² I), and whose encoder is linear,
-Q(z|x) = N(V x + c, diag s²) with s a free vector, trained by :func:`vaelib.fit` —
+Q(z|x) = N(V x + c, diag s²) with s a free vector, trained by :func:`vaelib.train.fit` —
 and the closed-form maximum-likelihood solution of the same model, probabilistic PCA
 (Tipping & Bishop 1999), that the trained VAE is compared with.
 
@@ -45,7 +45,7 @@ def sample_covariance_eigh(x):
 
 def ppca_mle(x, latent_dim, sigma=None):
     r"""The closed-form maximum-likelihood probabilistic PCA model of the rows of ``x``
-    (Tipping & Bishop 1999), as a :class:`vaelib.LinearGaussian`.
+    (Tipping & Bishop 1999), as a :class:`vaelib.models.LinearGaussian`.
 
     With the sample mean x̄, the sample covariance S = 1/N Σₙ (xₙ − x̄)(xₙ − x̄)ᵀ and its
     eigendecomposition S = U Λ Uᵀ (λ₁ ≥ … ≥ λ_D), the maximiser of
@@ -102,11 +102,12 @@ class LinearVAE(LatentVariableModel, nn.Module):
     σ = 1 if ``sigma=None``, else a buffer holding the fixed σ). W and V start as
     ``nn.Linear``'s default random initialisation (seed torch before building).
 
-    Follows the model contract (``prior()``, ``likelihood(z)``, ``posterior(x)``, ``data_dim``,
-    ``latent_dim``, ``dtype``, real ``data_support``), so :func:`vaelib.fit`,
-    :func:`vaelib.elbo` and :func:`vaelib.log_px_is` apply unchanged; ``dtype`` is the
-    parameters' dtype (``.double()`` for float64). :meth:`as_linear_gaussian` gives the
-    decoder as a :class:`vaelib.LinearGaussian`, with exact log P(x), P(z|x) and ELBO.
+    Follows the model contract (``prior()``, ``likelihood(z)``, ``posterior(x)``,
+    ``data_dim``, ``latent_dim``, ``dtype``, real ``data_support``), so
+    :func:`vaelib.train.fit`, :func:`vaelib.estimators.elbo` and
+    :func:`vaelib.estimators.log_px_is` apply unchanged; ``dtype`` is the parameters'
+    dtype (``.double()`` for float64). :meth:`as_linear_gaussian` gives the decoder as a
+    :class:`vaelib.models.LinearGaussian`, with exact log P(x), P(z|x) and ELBO.
 
     Args:
         data_dim: D.
@@ -148,7 +149,7 @@ class LinearVAE(LatentVariableModel, nn.Module):
         return diagonal_normal(loc, self.log_s.exp().expand_as(loc))
 
     def as_linear_gaussian(self):
-        """The decoder as a :class:`vaelib.LinearGaussian` (W, b, σ), a detached snapshot
+        """The decoder as a :class:`vaelib.models.LinearGaussian` (W, b, σ), a detached snapshot
         of the current parameters in the model's dtype: its ``log_marginal(x)`` is the exact
         log P(x), ``posterior(x)`` the exact P(z|x), and ``elbo(x, q)`` the closed-form ELBO
         of any Gaussian q, e.g. ``self.posterior(x)``."""
