@@ -27,8 +27,8 @@ def keep_freed_memory():
     N = 1000, D = 64: 9 s vs 2.5 s; benchmarks/log_px_is.py); the quadrature of a trained
     network gains about 2x. It changes the whole process's allocator, so importing vaelib
     does not do it: the chapters that integrate trained networks (7, 8) call it. Does
-    nothing off glibc or when the user set MALLOC_TRIM_THRESHOLD_ /
-    MALLOC_MMAP_THRESHOLD_ themselves.
+    nothing off glibc or when the user set ``MALLOC_TRIM_THRESHOLD_`` /
+    ``MALLOC_MMAP_THRESHOLD_`` themselves.
     """
     if not sys.platform.startswith("linux") or any(
         k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
