@@ -145,10 +145,13 @@ def test_page_renders_offline_with_typeset_math_and_images(built_book, browser, 
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(shots) / f"{Path(page_name).name}.png"), full_page=True)
-        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    phone_width = page.evaluate("() => document.documentElement.scrollWidth")
+    if shots:
         page.screenshot(path=str(Path(shots) / f"{Path(page_name).name}-390.png"), full_page=True)
     page.close()
     assert not too_wide, f"printed output wider than the text column: {too_wide}"
+    assert phone_width <= 391, f"on a 390-px phone the page is {phone_width} px wide (horizontal scrolling)"
     if raw_math:
         assert n_math >= raw_math, f"{raw_math} math elements but only {n_math} typeset"
     assert not re.search(r"\\\[|\\\(|\\begin\{", text), "raw TeX left in the page"
