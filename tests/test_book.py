@@ -136,10 +136,16 @@ def test_page_renders_offline_with_typeset_math_and_images(built_book, browser, 
     images = page.evaluate(
         "() => Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])"
     )
-    # printed output that needs a horizontal scroll bar at the book's width
+    # printed output, code and display math that need a horizontal scroll bar at the
+    # book's width (hidden plotting code is exempt: it is collapsed)
     too_wide = page.evaluate(
-        "() => Array.from(document.querySelectorAll('div.cell_output pre'))"
-        ".filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.innerText.slice(0, 80))"
+        "() => Array.from(document.querySelectorAll('div.cell_output pre, div.cell_input pre'))"
+        ".filter(p => p.offsetParent !== null && p.scrollWidth > p.clientWidth + 1)"
+        ".map(p => p.innerText.split('\\n').reduce((a, b) => b.length > a.length ? b : a, ''))"
+    )
+    math_too_wide = page.evaluate(
+        "() => Array.from(document.querySelectorAll('mjx-container[display=\"true\"]'))"
+        ".filter(m => m.scrollWidth > m.clientWidth + 1).map(m => m.parentElement.id || 'unlabelled')"
     )
     shots = os.environ.get("VAEBOOK_SCREENSHOTS")
     if shots:
@@ -150,7 +156,8 @@ def test_page_renders_offline_with_typeset_math_and_images(built_book, browser, 
     if shots:
         page.screenshot(path=str(Path(shots) / f"{Path(page_name).name}-390.png"), full_page=True)
     page.close()
-    assert not too_wide, f"printed output wider than the text column: {too_wide}"
+    assert not too_wide, f"code or printed output wider than the text column: {too_wide}"
+    assert not math_too_wide, f"display equations wider than the text column: {math_too_wide}"
     assert phone_width <= 391, f"on a 390-px phone the page is {phone_width} px wide (horizontal scrolling)"
     if raw_math:
         assert n_math >= raw_math, f"{raw_math} math elements but only {n_math} typeset"
