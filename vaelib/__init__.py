@@ -30,6 +30,7 @@ from .theory import (
     naive_log_second_moment,
     naive_samples_needed_scaling,
 )
+from .text import power_of_ten, scientific
 from .train import History, fit
 
 __all__ = [
@@ -67,7 +68,9 @@ __all__ = [
     "naive_log_samples_needed",
     "naive_log_second_moment",
     "naive_samples_needed_scaling",
+    "power_of_ten",
     "ppca_kl_per_dimension",
     "ppca_mle",
     "sample_covariance_eigh",
+    "scientific",
 ]

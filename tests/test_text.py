@@ -1,0 +1,35 @@
+import math
+
+import pytest
+
+from vaelib.text import power_of_ten, scientific
+
+SUPERSCRIPT = dict(zip("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789"))
+
+
+def read_back(text):  # "4.6 × 10²⁹" -> 4.6e29, parsed independently of the formatter
+    mantissa, _, power = text.rpartition("10")
+    exponent = int("".join(SUPERSCRIPT[c] for c in power))
+    return float(mantissa.rstrip(" ×") or 1) * 10.0**exponent
+
+
+@pytest.mark.parametrize("value", [1.0, 3.2e-27, 7.3e8, 4.6e29, 9.96e5, 1e-3, 0.5])
+def test_scientific_reads_back_within_its_rounding(value):
+    text = scientific(math.log10(value))
+    assert read_back(text) == pytest.approx(value, rel=0.05 / 1.0)
+
+
+@pytest.mark.parametrize("log10, text", [(8.86, "10⁹"), (-27.2, "10⁻²⁷"), (0.2, "10⁰"), (17.4, "10¹⁷")])
+def test_power_of_ten(log10, text):
+    assert power_of_ten(log10) == text
+
+
+def test_scientific_rounds_up_to_the_next_power():
+    assert scientific(math.log10(9.96e5)) == "1.0 × 10⁶"
+
+
+@pytest.mark.parametrize("f", [power_of_ten, scientific])
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_is_refused(f, bad):
+    with pytest.raises(ValueError, match="^log10:"):
+        f(bad)
