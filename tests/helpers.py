@@ -1,4 +1,6 @@
-"""Reference helpers shared by vaelib's tests (independent of vaelib's own routes)."""
+"""Reference helpers shared by vaelib's tests (independent of vaelib's own
+routes)."""
+
 import mpmath
 import numpy as np
 import torch
@@ -21,21 +23,33 @@ def data_from(model, z):
 
 
 def mp_log_marginal(model, x, digits=60):
-    """log N(x; b, W Wᵀ + σ² I) with C formed and solved in 60-digit arithmetic from the
-    float64 W, b, σ: an independent reference that float64 rounding cannot spoil."""
+    """log N(x; b, W Wᵀ + σ² I) with C formed and solved in 60-digit arithmetic
+    from the float64 W, b, σ: an independent reference that float64 rounding
+    cannot spoil."""
     with mpmath.workdps(digits):
         W = mpmath.matrix(model.W.tolist())
-        C = W * W.T + mpmath.mpf(model.sigma.item()) ** 2 * mpmath.eye(model.data_dim)
+        C = W * W.T + mpmath.mpf(model.sigma.item()) ** 2 * mpmath.eye(
+            model.data_dim
+        )
         r = mpmath.matrix((np.asarray(x) - model.b.numpy()).tolist())
         quad = (r.T * mpmath.lu_solve(C, r))[0]
         D = len(x)
-        return float(-0.5 * (D * mpmath.log(2 * mpmath.pi) + mpmath.log(mpmath.det(C)) + quad))
+        return float(
+            -0.5
+            * (
+                D * mpmath.log(2 * mpmath.pi)
+                + mpmath.log(mpmath.det(C))
+                + quad
+            )
+        )
 
 
 def gaussian_kl(m0, S0, m1, S1):
-    """KL(N(m0, S0) ‖ N(m1, S1)) from the textbook formula, in numpy (a reference that
-    shares no code with torch or vaelib)."""
-    m0, S0, m1, S1 = (np.asarray(a, dtype=np.float64) for a in (m0, S0, m1, S1))
+    """KL(N(m0, S0) ‖ N(m1, S1)) from the textbook formula, in numpy (a
+    reference that shares no code with torch or vaelib)."""
+    m0, S0, m1, S1 = (
+        np.asarray(a, dtype=np.float64) for a in (m0, S0, m1, S1)
+    )
     k = m0.shape[-1]
     S1inv = np.linalg.inv(S1)
     diff = m1 - m0

@@ -5,7 +5,11 @@ import vaelib
 
 
 def test_returns_largest_error_when_close():
-    err = vaelib.check_close(torch.tensor([1.0, 2.0 + 1e-9], dtype=torch.float64), torch.tensor([1.0, 2.0], dtype=torch.float64), atol=1e-8)
+    err = vaelib.check_close(
+        torch.tensor([1.0, 2.0 + 1e-9], dtype=torch.float64),
+        torch.tensor([1.0, 2.0], dtype=torch.float64),
+        atol=1e-8,
+    )
     assert err == pytest.approx(1e-9, rel=1e-3)
 
 

@@ -6,15 +6,25 @@ import torch
 from vaelib.data import binarize, binarize_stochastic, load_digits
 
 
-@pytest.mark.parametrize("split, rows", [("train", range(0, 1000)), ("valid", range(1000, 1350)),
-                                         ("test", range(1350, 1797))])
+@pytest.mark.parametrize(
+    "split, rows",
+    [
+        ("train", range(0, 1000)),
+        ("valid", range(1000, 1350)),
+        ("test", range(1350, 1797)),
+    ],
+)
 def test_split_is_sklearn_rows(split, rows):
     digits = sklearn.datasets.load_digits()
     x, y = load_digits(split)
     assert x.shape == (len(rows), 64) and x.dtype == torch.float32
     assert y.dtype == torch.int64
-    np.testing.assert_array_equal(x.numpy(), digits.data[rows.start:rows.stop])
-    np.testing.assert_array_equal(y.numpy(), digits.target[rows.start:rows.stop])
+    np.testing.assert_array_equal(
+        x.numpy(), digits.data[rows.start : rows.stop]
+    )
+    np.testing.assert_array_equal(
+        y.numpy(), digits.target[rows.start : rows.stop]
+    )
 
 
 def test_splits_cover_every_row_once():
@@ -30,12 +40,16 @@ def test_dtype_and_grey_levels():
 
 @pytest.mark.parametrize("split", ["validation", "Train", 0])
 def test_bad_split(split):
-    with pytest.raises(ValueError, match=r"^split: expected one of 'train', 'valid', 'test'"):
+    with pytest.raises(
+        ValueError, match=r"^split: expected one of 'train', 'valid', 'test'"
+    ):
         load_digits(split)
 
 
 def test_bad_dtype():
-    with pytest.raises(ValueError, match=r"^dtype: expected a floating-point dtype"):
+    with pytest.raises(
+        ValueError, match=r"^dtype: expected a floating-point dtype"
+    ):
         load_digits("train", dtype=torch.int64)
 
 
@@ -60,5 +74,7 @@ def test_binarize_stochastic_mean_and_reproducibility():
 @pytest.mark.parametrize("bad", [[[17.0]], [[-1.0]], [[float("nan")]]])
 @pytest.mark.parametrize("fn", [binarize, binarize_stochastic])
 def test_binarize_rejects_non_grey_levels(fn, bad):
-    with pytest.raises(ValueError, match=r"^x: expected grey levels in \[0, 16\]"):
+    with pytest.raises(
+        ValueError, match=r"^x: expected grey levels in \[0, 16\]"
+    ):
         fn(torch.tensor(bad))

@@ -22,7 +22,8 @@ def tiny_vae(seed=0, **kwargs):
 
 
 def overfitting_vae():
-    """Free logits on 20 images: the validation bound peaks within about 12 epochs."""
+    """Free logits on 20 images: the validation bound peaks within about 12
+    epochs."""
     return tiny_vae(rank=None)
 
 
@@ -39,37 +40,67 @@ def test_same_seed_same_parameters_whatever_the_global_rng(digits):
     torch.rand(17)
     state = torch.get_rng_state()
     fit(b, x_train, x_valid, max_epochs=3, seed=5)
-    assert torch.equal(torch.get_rng_state(), state)  # fit leaves the global RNG alone
+    assert torch.equal(
+        torch.get_rng_state(), state
+    )  # fit leaves the global RNG alone
     assert all(torch.equal(p, q) for p, q in zip(parameters(a), parameters(b)))
     fit(c, x_train, x_valid, max_epochs=3, seed=6)
-    assert not any(torch.equal(p, q) for p, q in zip(parameters(a), parameters(c)))
+    assert not any(
+        torch.equal(p, q) for p, q in zip(parameters(a), parameters(c))
+    )
 
 
 def test_early_stopping_restores_the_best_state(digits):
     x_train, x_valid = digits
     model = overfitting_vae()
-    history = fit(model, x_train[:20], x_valid, max_epochs=40, patience=40, lr=1e-2, batch_size=10)
+    history = fit(
+        model,
+        x_train[:20],
+        x_valid,
+        max_epochs=40,
+        patience=40,
+        lr=1e-2,
+        batch_size=10,
+    )
     best = history.best_epoch
     assert best < 40, "the setup should overfit before the last epoch"
     assert history.valid[best - 1] == max(history.valid)
-    # the model holds the best epoch's parameters: retrain to exactly that epoch ...
-    again = overfitting_vae()  # (no stall halves the step size before the best epoch here)
+    # the model holds the best epoch's parameters: retrain to exactly that
+    # epoch ...
+    again = (
+        overfitting_vae()
+    )  # (no stall halves the step size before the best epoch here)
     fit(again, x_train[:20], max_epochs=best, lr=1e-2, batch_size=10)
-    assert all(torch.equal(p, q) for p, q in zip(parameters(model), parameters(again)))
-    # ... and its validation bound, recomputed with fit's random numbers, is the best one
+    assert all(
+        torch.equal(p, q) for p, q in zip(parameters(model), parameters(again))
+    )
+    # ... and its validation bound, recomputed with fit's random numbers, is
+    # the best one
     with torch.no_grad(), torch.random.fork_rng():
         torch.manual_seed(0)
-        recomputed = elbo(model, model.posterior(x_valid), x_valid, 1).mean().item()
+        recomputed = (
+            elbo(model, model.posterior(x_valid), x_valid, 1).mean().item()
+        )
     assert recomputed == history.valid[best - 1]
 
 
 def test_patience_and_history(digits):
     x_train, x_valid = digits
-    history = fit(overfitting_vae(), x_train[:20], x_valid, max_epochs=60, patience=3, lr=1e-2, batch_size=10)
+    history = fit(
+        overfitting_vae(),
+        x_train[:20],
+        x_valid,
+        max_epochs=60,
+        patience=3,
+        lr=1e-2,
+        batch_size=10,
+    )
     n = len(history.epoch)
     assert n < 60 and n == history.best_epoch + 3
     assert history.epoch == list(range(1, n + 1))
-    assert len(history.train) == len(history.valid) == len(history.seconds) == n
+    assert (
+        len(history.train) == len(history.valid) == len(history.seconds) == n
+    )
     assert all(np.diff(history.seconds) > 0)
 
 
@@ -77,15 +108,24 @@ def test_history_is_in_nats_per_data_point(digits):
     x_train, _ = digits
     model = tiny_vae()
     before = tiny_vae()
-    history = fit(model, x_train, max_epochs=1, batch_size=60)  # one batch: the bound before the step
+    history = fit(
+        model, x_train, max_epochs=1, batch_size=60
+    )  # one batch: the bound before the step
     assert math.isnan(history.valid[0])
-    # the same batch and z as fit: its shuffle generator and the global RNG, both seeded with seed=0
-    batch = x_train[torch.randperm(60, generator=torch.Generator().manual_seed(0))]
+    # the same batch and z as fit: its shuffle generator and the global RNG,
+    # both seeded with seed=0
+    batch = x_train[
+        torch.randperm(60, generator=torch.Generator().manual_seed(0))
+    ]
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        per_point = elbo(before, before.posterior(batch), batch, 1)  # summed over pixels
+        per_point = elbo(
+            before, before.posterior(batch), batch, 1
+        )  # summed over pixels
     assert per_point.shape == (60,)
-    np.testing.assert_allclose(history.train[0], per_point.mean().item(), rtol=1e-6)
+    np.testing.assert_allclose(
+        history.train[0], per_point.mean().item(), rtol=1e-6
+    )
 
 
 def test_time_budget_stops_after_the_first_epoch(digits):
@@ -107,13 +147,18 @@ def test_iwae_objective_runs_and_exceeds_elbo(digits):
     fit(model, x_train, x_valid, objective="iwae", k=5, max_epochs=2)
     with torch.no_grad():
         q = model.posterior(x_valid)
-        assert iwae(model, q, x_valid, 50, n_draws=4).mean() > elbo(model, q, x_valid, 200).mean()
+        assert (
+            iwae(model, q, x_valid, 50, n_draws=4).mean()
+            > elbo(model, q, x_valid, 200).mean()
+        )
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_other_likelihoods_train(digits, likelihood):
     x_train, x_valid = (binarize(x) for x in digits)
-    history = fit(tiny_vae(likelihood=likelihood), x_train, x_valid, max_epochs=3)
+    history = fit(
+        tiny_vae(likelihood=likelihood), x_train, x_valid, max_epochs=3
+    )
     assert all(math.isfinite(v) for v in history.train + history.valid)
     assert history.valid[-1] > history.valid[0]
 
@@ -127,19 +172,25 @@ def gradients(model, x, objective, seed):
 
 
 def test_iwae_with_k1_has_the_elbo_gradient(digits):
-    """Same z: the decoder's gradients are identical (log P(z) − log Q(z|x) and the
-    analytic KL do not involve the decoder). The encoder's differ by
+    """Same z: the decoder's gradients are identical (log P(z) − log Q(z|x) and
+    the analytic KL do not involve the decoder). The encoder's differ by
     ∇[log P(z) − log Q(z|x) + KL(Q‖P)], which has mean zero: checked on the
-    gradient of the encoder's output bias (μ and ρ of each latent), 300 draws."""
+    gradient of the encoder's output bias (μ and ρ of each latent), 300
+    draws."""
     x = digits[0][:8]
     model = tiny_vae()
     out_bias = f"encoder.net.{len(model.encoder.net) - 1}.bias"
     diffs = []
     for seed in range(300):
-        g_iwae, g_elbo = gradients(model, x, "iwae", seed), gradients(model, x, "elbo", seed)
+        g_iwae, g_elbo = (
+            gradients(model, x, "iwae", seed),
+            gradients(model, x, "elbo", seed),
+        )
         for name in g_iwae:
             if name.startswith("decoder"):
-                torch.testing.assert_close(g_iwae[name], g_elbo[name], rtol=1e-5, atol=1e-6)
+                torch.testing.assert_close(
+                    g_iwae[name], g_elbo[name], rtol=1e-5, atol=1e-6
+                )
         diffs.append(g_iwae[out_bias] - g_elbo[out_bias])
     diffs = torch.stack(diffs).double()  # (draws, 2 d)
     assert (diffs.std(0) > 1e-3).all()  # they do differ draw by draw
@@ -152,38 +203,67 @@ def test_divergence_names_the_epoch(digits):
     model = tiny_vae()
     with torch.no_grad():
         model.decoder.net[-1].bias[0] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"^fit: the training loss became nan in epoch 1$"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"^fit: the training loss became nan in epoch 1$",
+    ):
         fit(model, x_train, max_epochs=2)
 
 
 NAN_ROW = torch.full((1, 64), float("nan"))
 
 
-@pytest.mark.parametrize("which, bad, pattern", [
-    ("x_train", NAN_ROW, r"^x_train: contains NaN or infinite values"),
-    ("x_train", torch.zeros(3, 63), r"^x_train: expected shape \(N, 64\), got \(3, 63\)"),
-    ("x_train", torch.full((2, 64), 17.0), r"^x_train: row 0 is outside the support"),
-    ("x_train", torch.full((2, 64), 3.5), r"^x_train: row 0 is outside the support"),
-    ("x_train", torch.zeros(0, 64), r"^x_train: expected at least one data point"),
-    ("x_valid", NAN_ROW, r"^x_valid: contains NaN or infinite values"),
-    ("x_valid", torch.full((2, 64), 3.5), r"^x_valid: row 0 is outside the support"),
-])
+@pytest.mark.parametrize(
+    "which, bad, pattern",
+    [
+        ("x_train", NAN_ROW, r"^x_train: contains NaN or infinite values"),
+        (
+            "x_train",
+            torch.zeros(3, 63),
+            r"^x_train: expected shape \(N, 64\), got \(3, 63\)",
+        ),
+        (
+            "x_train",
+            torch.full((2, 64), 17.0),
+            r"^x_train: row 0 is outside the support",
+        ),
+        (
+            "x_train",
+            torch.full((2, 64), 3.5),
+            r"^x_train: row 0 is outside the support",
+        ),
+        (
+            "x_train",
+            torch.zeros(0, 64),
+            r"^x_train: expected at least one data point",
+        ),
+        ("x_valid", NAN_ROW, r"^x_valid: contains NaN or infinite values"),
+        (
+            "x_valid",
+            torch.full((2, 64), 3.5),
+            r"^x_valid: row 0 is outside the support",
+        ),
+    ],
+)
 def test_bad_data(digits, which, bad, pattern):
     data = dict(zip(("x_train", "x_valid"), digits)) | {which: bad}
     with pytest.raises(ValueError, match=pattern):
         fit(tiny_vae(), data["x_train"], data["x_valid"], max_epochs=1)
 
 
-@pytest.mark.parametrize("kwargs, pattern", [
-    (dict(objective="vi"), r"^objective: expected one of 'elbo', 'iwae'"),
-    (dict(objective="iwae", k=0), r"^k: expected an integer >= 1"),
-    (dict(k=5), r"^k: the ELBO uses k = 1"),
-    (dict(max_epochs=0), r"^max_epochs: expected an integer >= 1"),
-    (dict(max_seconds=-1.0), r"^max_seconds: expected a finite value > 0"),
-    (dict(batch_size=0), r"^batch_size: expected an integer >= 1"),
-    (dict(lr=float("nan")), r"^lr: expected a finite value > 0"),
-    (dict(patience=0), r"^patience: expected an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(objective="vi"), r"^objective: expected one of 'elbo', 'iwae'"),
+        (dict(objective="iwae", k=0), r"^k: expected an integer >= 1"),
+        (dict(k=5), r"^k: the ELBO uses k = 1"),
+        (dict(max_epochs=0), r"^max_epochs: expected an integer >= 1"),
+        (dict(max_seconds=-1.0), r"^max_seconds: expected a finite value > 0"),
+        (dict(batch_size=0), r"^batch_size: expected an integer >= 1"),
+        (dict(lr=float("nan")), r"^lr: expected a finite value > 0"),
+        (dict(patience=0), r"^patience: expected an integer >= 1"),
+    ],
+)
 def test_bad_options(digits, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         fit(tiny_vae(), *digits, **({"max_epochs": 1} | kwargs))
@@ -195,18 +275,27 @@ def test_no_validation_needs_a_budget(digits):
 
 
 def test_model_must_be_a_module_with_posterior(digits):
-    with pytest.raises(ValueError, match=r"^model: expected an nn.Module with posterior"):
+    with pytest.raises(
+        ValueError, match=r"^model: expected an nn.Module with posterior"
+    ):
         fit(object(), *digits, max_epochs=1)
 
 
 @pytest.mark.parametrize(
     "tty, kernel, env, shown",
-    [(True, None, None, True), (False, "running", None, True), (False, None, None, False),
-     (False, "imported", None, False), (True, "running", "0", False)],
+    [
+        (True, None, None, True),
+        (False, "running", None, True),
+        (False, None, None, False),
+        (False, "imported", None, False),
+        (True, "running", "0", False),
+    ],
 )
-def test_progress_bar_only_when_watched_and_not_switched_off(digits, monkeypatch, capsys, tty, kernel, env, shown):
-    """kernel: None (plain Python), "imported" (IPython loaded, no kernel: as under
-    nbval's own process) or "running" (inside a Jupyter kernel)."""
+def test_progress_bar_only_when_watched_and_not_switched_off(
+    digits, monkeypatch, capsys, tty, kernel, env, shown
+):
+    """kernel: None (plain Python), "imported" (IPython loaded, no kernel: as
+    under nbval's own process) or "running" (inside a Jupyter kernel)."""
     import sys
     from types import SimpleNamespace
 
@@ -214,8 +303,12 @@ def test_progress_bar_only_when_watched_and_not_switched_off(digits, monkeypatch
     if kernel is None:
         monkeypatch.delitem(sys.modules, "IPython", raising=False)
     else:
-        shell = SimpleNamespace(kernel=object()) if kernel == "running" else None
-        monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: shell))
+        shell = (
+            SimpleNamespace(kernel=object()) if kernel == "running" else None
+        )
+        monkeypatch.setitem(
+            sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: shell)
+        )
     if env is None:
         monkeypatch.delenv("VAEBOOK_PROGRESS", raising=False)
     else:
