@@ -222,3 +222,18 @@ def test_bad_dims():
         ValueError, match=r"^data_dim: expected an integer >= 1"
     ):
         VAE(2.5, 2)
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0])  # in and beyond float32's range
+def test_pixel_categorical_in_float32(scale):
+    """Logits of ±60 overflow e^ℓ in float32 (at 88): the normaliser must shift
+    them there, where float64 need not."""
+    g = torch.Generator().manual_seed(1)
+    a = scale * torch.randn(5, 4, 6, 1, generator=g)
+    basis, offset = 2 * torch.randn(17, 1, generator=g), torch.randn(6, 17)
+    x = torch.randint(0, 17, (4, 6), generator=g).float()
+    ours = PixelCategorical(a, basis, offset).log_prob(x)
+    logits = (a @ basis.T + offset).double()
+    theirs = Independent(Categorical(logits=logits), 1).log_prob(x.double())
+    assert torch.isfinite(ours).all()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)

@@ -144,9 +144,10 @@ def _logits_buffer(shape, dtype):
 def _log_normaliser(a, basis, offset):
     """Σⱼ logsumexp_v ℓⱼ,ᵥ for ℓ = offset + a basisᵀ (or ℓ = a), shape
     ``a.shape[:-2]``: one (..., D, levels) temporary, exponentiated in place.
-    Where a bound on |ℓ| from the factors is below 600, e^ℓ can neither
-    overflow nor leave the normal range, so the usual shift by the largest
-    logit (two more passes over the temporary) is skipped."""
+    Where a bound on |ℓ| from the factors is below half the log of the dtype's
+    largest number (354 in float64, 44 in float32), e^ℓ can neither overflow
+    nor leave the normal range, so the usual shift by the largest logit (two
+    more passes over the temporary) is skipped."""
     if basis is None:
         logits = a.clone()
     else:
@@ -156,11 +157,7 @@ def _log_normaliser(a, basis, offset):
         )
         out = None if grad else _logits_buffer(shape, a.dtype)
         if basis.shape[-1] == 1:  # rank 1: (..., D, 1) * (1, levels)
-            logits = (
-                torch.addcmul(offset, a, basis.mT, out=out)
-                if out is not None
-                else torch.addcmul(offset, a, basis.mT)
-            )
+            logits = torch.addcmul(offset, a, basis.mT, out=out)
         else:
             logits = torch.matmul(a, basis.mT, out=out).add_(offset)
         with torch.no_grad():
@@ -168,11 +165,10 @@ def _log_normaliser(a, basis, offset):
                 offset.abs().amax()
                 + a.abs().amax() * basis.abs().sum(-1).amax()
             )
-        if bound < 600:
+        if bound < math.log(torch.finfo(a.dtype).max) / 2:
             return logits.exp_().sum(-1).log().sum(-1)
-    peak = logits.detach().amax(
-        -1, keepdim=True
-    )  # a constant shift: the gradient is softmax
+    # a constant shift: the gradient is still softmax
+    peak = logits.detach().amax(-1, keepdim=True)
     return (logits.sub_(peak).exp_().sum(-1).log() + peak[..., 0]).sum(-1)
 
 
