@@ -100,10 +100,10 @@ def _move(lattice, lo, hi, h, with_g=None):
 
 
 def stretch(u, c):
-    """w = sinh(c u)/c per axis and log |dw/du| = Σ log cosh(c u): a lattice
-    uniform in u is as fine as one in w near the mode and coarser far out,
-    where a trained decoder's posterior has long, exponential tails. With c =
-    0, w = u."""
+    """w = sinh(c u)/c per axis and log ``|dw/du|`` = Σ log cosh(c u): a
+    lattice uniform in u is as fine as one in w near the mode and coarser far
+    out, where a trained decoder's posterior has long, exponential tails. With
+    c = 0, w = u."""
     if c == 0:
         return u, torch.zeros(u.shape[:-1], dtype=u.dtype)
     return torch.sinh(c * u) / c, torch.log(torch.cosh(c * u)).sum(-1)
@@ -117,7 +117,8 @@ def evaluate(lattices, fn, D):
     """Fill in the missing points of every lattice in ``lattices`` (row ->
     lattice) in one batch. ``fn(rows, z, w)`` gives the log density in z (and
     g) at points z = loc + T w(u) of the data points ``rows``, all ``(P,)``;
-    the lattice stores it plus log |dz/du| = log |det T| + Σ log cosh(c u)."""
+    the lattice stores it plus log ``|dz/du|`` = log ``|det T|`` +
+    Σ log cosh(c u)."""
     rows, index, us, cs = [], [], [], []
     for row, lattice in lattices.items():
         k = torch.isnan(lattice.log_f).nonzero()  # (P_row, d) box positions
@@ -466,7 +467,7 @@ def integrate(lattices, fn, D, tol, shared=None, rewhiten=True):
 
 def rounding_floor(lattice):
     """The largest change of log P(x, z) that rounding z = loc + T w can cause
-    where the mass is, |w| ≤ W = 6 (module docstring of vaelib.quadrature)."""
+    where the mass is, ‖w‖ ≤ W = 6 (module docstring of vaelib.quadrature)."""
     sv = torch.linalg.svdvals(lattice.T).tolist()  # descending
     eps, W = torch.finfo(lattice.T.dtype).eps, HALF_WIDTH0
     m = lattice.loc.abs().max().item()

@@ -73,9 +73,9 @@ def ppca_mle(x, latent_dim, sigma=None):
 
     Args:
         x: ``(N, D)`` data, N ≥ 2 (computed in float64; the model has x's
-        dtype). latent_dim: d, with d < D when σ is learned (at least one
-        eigenvalue must be
-            discarded) and d ≤ D when it is fixed.
+            dtype).
+        latent_dim: d, with d < D when σ is learned (at least one eigenvalue
+            must be discarded) and d ≤ D when it is fixed.
         sigma: ``None`` for the maximum-likelihood σ, or a fixed σ > 0.
 
     Raises ``ValueError`` if the discarded eigenvalues are all 0 up to rounding

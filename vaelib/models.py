@@ -253,15 +253,13 @@ class NonlinearGaussian(LatentVariableModel):
     """P(z) = N(0, I_d),  P(x|z) = N(f(z), σ² I_D)  for a decoder f: R^d → R^D.
 
     Args:
-        decoder: callable mapping ``(..., d)`` to ``(..., D)`` with torch ops
-        (so it works
-            on batches of z); an ``nn.Module`` is fine.
+        decoder: callable mapping ``(..., d)`` to ``(..., D)`` with torch
+            ops (so it works on batches of z); an ``nn.Module`` is fine.
         latent_dim: d.
         sigma: observation noise standard deviation σ > 0.
-        dtype: the model's dtype. For an ``nn.Module`` decoder with parameters
-        it is
-            always the parameters' dtype (so ``decoder.double()`` makes a
-            float64 model).
+        dtype: the model's dtype. For an ``nn.Module`` decoder with
+            parameters it is always the parameters' dtype (so
+            ``decoder.double()`` makes a float64 model).
 
     Introduced in Chapter 1; its integrals are done by quadrature
     (:mod:`vaelib.quadrature`)."""

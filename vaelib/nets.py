@@ -189,7 +189,8 @@ class PixelCategorical(Independent):
     The same number as ``Independent(Categorical(logits=ℓ), 1).log_prob(x)``
     (tested), in a fifth of the time and memory traffic on the quadrature's and
     the estimators' batches (``benchmarks/quadrature.py``). ``base_dist`` is
-    the per-pixel :class:`_Categorical`."""
+    the per-pixel ``_Categorical`` (torch's ``Categorical``, its logits
+    formed on demand)."""
 
     def __init__(self, a, basis=None, offset=None):
         super().__init__(
@@ -346,18 +347,18 @@ class VAE(LatentVariableModel, nn.Module):
         data_dim: D, e.g. 64 for the 8 × 8 digits.
         latent_dim: d.
         likelihood: ``"categorical"`` (x a grey level 0–16,
-        :class:`CategoricalDecoder`),
-            ``"bernoulli"`` (x ∈ {0, 1}) or ``"gaussian"`` (x real; ``sigma``
-            as in :class:`GaussianDecoder`).
+            :class:`CategoricalDecoder`), ``"bernoulli"`` (x ∈ {0, 1}) or
+            ``"gaussian"`` (x real; ``sigma`` as in :class:`GaussianDecoder`).
         hidden: widths of the hidden layers of both networks.
         activation: ``"elu"``, ``"silu"``, ``"tanh"`` or ``"softplus"``
-        (smooth: see
-            the module docstring).
+            (smooth: see the module docstring).
         dropout: dropout probability after each hidden layer (training mode
-        only). sigma: the Gaussian decoder's σ (``None``: learned); Gaussian
-        likelihood only. rank: the rank of the categorical decoder's logits
-        (:class:`CategoricalDecoder`;
-            ``None``: free logits); ignored by the other likelihoods.
+            only).
+        sigma: the Gaussian decoder's σ (``None``: learned); Gaussian
+            likelihood only.
+        rank: the rank of the categorical decoder's logits
+            (:class:`CategoricalDecoder`; ``None``: free logits); ignored by
+            the other likelihoods.
 
     The defaults are the book's digits recipe (``benchmarks/README.md``).
     Follows the model contract: ``prior()``, ``likelihood(z)`` (batch

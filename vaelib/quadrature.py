@@ -1,8 +1,7 @@
 r"""Ground truth by numerical integration over a 1-D or 2-D latent space:
 
     log P(x) = log ∫ P(x|z) P(z) dz,
-    KL(Q(Z|x) ‖ P(Z|x))
-        = ∫ Q(z|x) [log Q(z|x) − log P(x|z) − log P(z)] dz + log P(x),
+    KL(Q(Z|x) ‖ P(Z|x)) = ∫ Q(z|x) [log Q(z|x) − log P(x, z)] dz + log P(x),
 
 for each data point on its own: a row's value and verdict do not depend on the
 other rows of its batch or on their order. Bounded memory, no autograd graph
@@ -46,10 +45,10 @@ How, for each row (:mod:`vaelib.lattice` does steps 3 and 4):
    mass is skipped (the far tails of a large box). A row whose box would
    exceed 2^18 points (2^16 in 1-D) is refused, with the test that failed and
    its numbers.
-4. **Rounding floor.** Where the mass is, |w| ≤ W = 6, z = ẑ + T w is rounded
-   to about ε·(|ẑ| + W‖T‖) (ε: the dtype's machine epsilon), which moves
-   log P(x, z) by up to ε·W·(|ẑ|/σ_min + W·σ_max/σ_min) nats (σ: the singular
-   values of T): 2.6e-8 nats for σ = 1e-6 at |ẑ| = 20 in float64. A row
+4. **Rounding floor.** Where the mass is, ‖w‖ ≤ W = 6, z = ẑ + T w is rounded
+   to about ε·(‖ẑ‖ + W‖T‖) (ε: the dtype's machine epsilon), which moves
+   log P(x, z) by up to ε·W·(‖ẑ‖/σ_min + W·σ_max/σ_min) nats (σ: the singular
+   values of T): 2.6e-8 nats for σ = 1e-6 at ‖ẑ‖ = 20 in float64. A row
    whose floor exceeds ``tol`` is refused.
 
 **What the error control guarantees, and what it cannot see.** The control is
@@ -67,8 +66,8 @@ spot is shown by a test):
 
 - **(a) a narrow second mode**: mass narrower than the shared grid's spacing
   and outside the box falls between the shared grid's points and is missed;
-- **(b) mass beyond the shared grid** (|zᵢ| > 8) not connected to the
-  located mode;
+- **(b) mass beyond the shared grid** (a coordinate beyond ±8) not connected to
+  the located mode;
 - **(c) structure finer than the finest spacing** inside the box, which the
   three nested sums miss alike (a spike between the lattice points).
 

@@ -1,6 +1,6 @@
-"""Showing results in the chapters: numbers for the prose, where a reader should
-see "10⁹" and "4.6 × 10²⁹", not ``1e+09`` or ``4.6e+29``, glued many at once;
-and the contour plot of a 2-D density that several chapters draw."""
+"""Showing results in the chapters: numbers for the prose, where a reader
+should see "10⁹" and "4.6 × 10²⁹", not ``1e+09`` or ``4.6e+29``, glued many at
+once; and the contour plot of a 2-D density that several chapters draw."""
 
 import math
 

@@ -99,8 +99,9 @@ def gaussian_is_log_second_moment(shift_sq, scale, d):
     grows.
 
     Args:
-        shift_sq: ‖δ‖², the squared shift in posterior standard deviations (≥
-        0). scale: s > 0, the proposal's scale relative to the posterior.
+        shift_sq: ‖δ‖², the squared shift in posterior standard deviations
+            (≥ 0).
+        scale: s > 0, the proposal's scale relative to the posterior.
         d: latent dimension.
 
     Derived in Chapter 3.
