@@ -12,6 +12,7 @@ or halve h. Nothing a row does depends on the other rows.
 Derived in Chapter 7.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ class Lattice:
     rewhitened: int = 0
     spread: bool = False  # grew over mass away from the mode: no re-whitening
     evaluated: int = 0
+    shared_w: torch.Tensor = None  # the shared grid's points in w, once
     value: float = math.nan
     reason: str = None
 
@@ -157,8 +159,10 @@ def evaluate(lattices, fn, D):
 # ------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _log_cell_weights(shape, h):
-    """log of the trapezoid weights of a product lattice with spacing h."""
+    """log of the trapezoid weights of a product lattice with spacing h
+    (shared between calls: do not modify)."""
     out = torch.zeros((), dtype=torch.float64)
     for n in shape:
         w = torch.full((n,), math.log(h), dtype=torch.float64)
@@ -174,9 +178,9 @@ def sums(lattice):
     for step in (1, 2, 4):
         view = (slice(None, None, step),) * lattice.log_f.ndim
         log_f = lattice.log_f[view]
-        terms = log_f + _log_cell_weights(log_f.shape, step * lattice.h).to(
-            log_f.dtype
-        )
+        terms = log_f + _log_cell_weights(
+            tuple(log_f.shape), step * lattice.h
+        ).to(log_f.dtype)
         if lattice.g is None:
             out.append(torch.logsumexp(terms.reshape(-1), 0))
         else:
@@ -274,9 +278,11 @@ def _outside(lattice, shared):
     """The shared grid's points outside the box, in w and in u, with their log
     masses; ``shared`` = (points ``(G, d)``, log mass per point, spacing)."""
     points, log_mass, _ = shared
-    w = torch.linalg.solve_triangular(
-        lattice.T, (points - lattice.loc).mT, upper=False
-    ).mT  # (G, d)
+    if lattice.shared_w is None:  # loc and T are fixed for a lattice's life
+        lattice.shared_w = torch.linalg.solve_triangular(
+            lattice.T, (points - lattice.loc).mT, upper=False
+        ).mT  # (G, d)
+    w = lattice.shared_w
     c = lattice.stretch
     u = w if c == 0 else torch.asinh(c * w) / c
     lo = torch.tensor(lattice.lo, dtype=u.dtype) * lattice.h
