@@ -653,3 +653,24 @@ def test_blind_spot_c_structure_finer_than_the_finest_spacing():
         f_np, 0.1, [-0.5, 0, z0 - 1e-3, z0, z0 + 1e-3, 0.5]
     )
     assert truth - got > 1e-4
+
+
+def test_kl_reuses_a_given_log_px():
+    model = random_linear_gaussian(5, 2, 0.4, seed=4)
+    x = data_from(model, torch.randn(3, 2, dtype=F64))
+    post = model.posterior(x)
+    q = vaelib.diagonal_normal(post.mean + 0.1, post.stddev)
+    log_px = vaelib.log_px_quad(model, x)
+    np.testing.assert_allclose(
+        vaelib.kl_to_posterior_quad(model, q, x, log_px=log_px),
+        vaelib.kl_to_posterior_quad(model, q, x),
+        rtol=0,
+        atol=1e-12,
+    )
+    # the normaliser is used as given: 1 nat off makes the KL 1 nat off
+    shifted = vaelib.kl_to_posterior_quad(model, q, x, log_px=log_px + 1)
+    np.testing.assert_allclose(
+        shifted - 1, vaelib.kl_to_posterior_quad(model, q, x), atol=1e-12
+    )
+    with pytest.raises(ValueError, match=r"^log_px: expected shape \(3,\)"):
+        vaelib.kl_to_posterior_quad(model, q, x, log_px=log_px[:2])

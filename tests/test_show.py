@@ -72,3 +72,16 @@ def test_density_contours_are_the_1_2_3_sd_ellipses_of_a_gaussian():
 def test_glue_numbers_refuses_what_is_not_text():
     with pytest.raises(ValueError, match="^gap: expected the text to glue"):
         glue_numbers("ch0", gap=1.25)
+
+
+def test_expected_grey_levels_is_the_mean_of_each_pixel():
+    from torch.distributions import Categorical
+
+    from vaelib.nets import PixelCategorical
+    from vaelib.show import expected_grey_levels
+
+    logits = torch.randn(3, 64, 17, dtype=torch.float64)
+    mean = expected_grey_levels(PixelCategorical(logits))
+    samples = Categorical(logits=logits).sample((20000,)).double()
+    np.testing.assert_allclose(mean, samples.mean(0), atol=0.15)
+    assert mean.shape == (3, 64)

@@ -14,7 +14,7 @@ linear VAE and probabilistic PCA), ``checks``. Importing vaelib only registers
 two KL pairs with ``torch.distributions``; it changes nothing else
 process-wide."""
 
-from .checks import check_close
+from .checks import check_close, check_markov
 from .data import binarize, binarize_stochastic, load_digits
 from .distributions import (
     as_mvn,
@@ -22,14 +22,15 @@ from .distributions import (
     gaussian_params,
     gaussian_proposal,
 )
+from .diagnostics import ess, pareto_khat
 from .estimators import (
     elbo,
-    ess,
     iwae,
     log_importance_weights,
     log_px_is,
     log_px_naive,
 )
+from .fit_q import PosteriorPoints, best_q, posterior_points
 from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
 from .linear import (
     LinearVAE,
@@ -53,10 +54,18 @@ from .theory import (
     naive_log_second_moment,
     naive_samples_needed_scaling,
 )
-from .show import density_contours, glue_numbers, power_of_ten, scientific
+from .show import (
+    density_contours,
+    expected_grey_levels,
+    glue_numbers,
+    power_of_ten,
+    scientific,
+    show_digits,
+)
 from .train import History, fit
 
 __all__ = [
+    "PosteriorPoints",
     "History",
     "LatentVariableModel",
     "LinearGaussian",
@@ -64,13 +73,16 @@ __all__ = [
     "NonlinearGaussian",
     "VAE",
     "as_mvn",
+    "best_q",
     "binarize",
     "binarize_stochastic",
     "check_close",
+    "check_markov",
     "density_contours",
     "diagonal_normal",
     "elbo",
     "ess",
+    "expected_grey_levels",
     "expected_log_likelihood",
     "fit",
     "gaussian_is_log_second_moment",
@@ -92,9 +104,12 @@ __all__ = [
     "naive_log_samples_needed",
     "naive_log_second_moment",
     "naive_samples_needed_scaling",
+    "pareto_khat",
+    "posterior_points",
     "power_of_ten",
     "ppca_kl_per_dimension",
     "ppca_mle",
     "sample_covariance_eigh",
     "scientific",
+    "show_digits",
 ]

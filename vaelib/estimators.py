@@ -69,8 +69,8 @@ def _log_weights(model, q, x, n, mode):
 
 def log_importance_weights(model, q, x, n_samples):
     """All ``(n_samples, N)`` log weights at once (for diagnostics such as
-    :func:`ess`; use the estimators below when n_samples is large). ``q=None``:
-    naive, z ~ P(Z).
+    :func:`~vaelib.diagnostics.ess`; use the estimators below when n_samples
+    is large). ``q=None``: naive, z ~ P(Z).
 
     Derived in Chapters 2 and 3."""
     x = _prepare(model, q, x)
@@ -204,18 +204,3 @@ def iwae(model, q, x, k, n_draws=1, stderr=False, *, gradient=None):
                 bound = _log_mean_weight(model, q, x, k, mode)
                 total, total_sq = total + bound, total_sq + bound.detach() ** 2
     return _mean_and_stderr(total, total_sq, n_draws, stderr)
-
-
-def ess(log_w, dim=0):
-    """Effective sample size (Σ w)² / Σ w² of importance weights given as logs.
-
-    Equals S for equal weights and 1 when one weight dominates. Derived in
-    Chapter 2."""
-    log_w = torch.as_tensor(log_w)
-    if log_w.ndim == 0 or log_w.shape[dim] < 1:
-        raise ValueError(
-            f"log_w: expected at least one weight along dim {dim}"
-        )
-    return torch.exp(
-        2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim)
-    )

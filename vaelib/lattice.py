@@ -471,6 +471,20 @@ def integrate(lattices, fn, D, tol, shared=None, rewhiten=True):
                 del pending[row]
 
 
+def points(lattice):
+    """The points that carry the integral: z ``(P, d)``, the log of each one's
+    quadrature weight in z ``(P,)`` (trapezoid weight times ``|dz/du|``), and
+    the log integrand in z ``(P,)`` (what ``fn`` of :func:`evaluate` gave)."""
+    k = (lattice.log_f > -math.inf).nonzero()  # (P, d)
+    u = (k + torch.tensor(lattice.lo, dtype=lattice.loc.dtype)) * lattice.h
+    w, log_jac = stretch(u, lattice.stretch)
+    log_jac = log_jac + torch.logdet(lattice.T)
+    z = lattice.loc + w @ lattice.T.mT
+    shape = tuple(lattice.log_f.shape)
+    log_trapezoid = _log_cell_weights(shape, lattice.h).to(u.dtype)[tuple(k.T)]
+    return z, log_trapezoid + log_jac, lattice.log_f[tuple(k.T)] - log_jac
+
+
 def rounding_floor(lattice):
     """The largest change of log P(x, z) that rounding z = loc + T w can cause
     where the mass is, ‖w‖ ≤ W = 6 (module docstring of vaelib.quadrature)."""

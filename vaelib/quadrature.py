@@ -203,7 +203,17 @@ def log_px_quad(
     dict from each refused row to why it was refused (empty if none was).
     Derived in Chapter 1."""
     d, dtype, x, tol = _check(model, x, tol, on_failure)
+    lattices = _lattices(model, x, tol)
+    return _finish(
+        lattices, x.shape[0], dtype, "log_px_quad", on_failure, return_reasons
+    )
+
+
+def _lattices(model, x, tol):
+    """Steps 1 to 4 of the module docstring for checked ``x``: row -> its
+    accepted or refused lattice."""
     N, D = x.shape
+    d, dtype = _validate.model_info(model)[0], x.dtype
     with torch.no_grad(), _validate.trusted():
         grid, h = shared_grid(d, dtype)
         values = log_joint_on_grid(model, x, grid)  # (G, N)
@@ -225,9 +235,7 @@ def log_px_quad(
             for n in rest:
                 if lattices[n].reason is None:
                     lattices[n] = _with_floor(lattices[n], tol)
-    return _finish(
-        lattices, N, dtype, "log_px_quad", on_failure, return_reasons
-    )
+    return lattices
 
 
 def _log_q_pairs(q, rows, z):
@@ -247,7 +255,14 @@ def _log_q_pairs(q, rows, z):
 
 
 def kl_to_posterior_quad(
-    model, q, x, tol=None, *, on_failure="raise", return_reasons=False
+    model,
+    q,
+    x,
+    tol=None,
+    *,
+    on_failure="raise",
+    return_reasons=False,
+    log_px=None,
 ):
     """KL(Q(Z|x) ‖ P(Z|x))
     = ∫ Q(z|x) [log Q(z|x) − log P(x|z) − log P(z)] dz + log P(x), with
@@ -260,7 +275,9 @@ def kl_to_posterior_quad(
     ``mean``, ``variance`` (a diagonal L) and ``log_prob``. Shape ``(N,)``;
     error ≤ ``tol`` nats on each of the two integrals. ``on_failure`` and
     ``return_reasons`` as for :func:`log_px_quad`: a row is refused when
-    either integral is. Derived in Chapter 5."""
+    either integral is. ``log_px``: the result of
+    ``log_px_quad(model, x, tol, on_failure="nan")``, to reuse it (the KL of
+    several q for the same x). Derived in Chapter 5."""
     d, dtype, x, tol = _check(model, x, tol, on_failure)
     N, D = x.shape
     _validate.q_for(q, N, d)
@@ -273,9 +290,21 @@ def kl_to_posterior_quad(
     loc, L = (
         t.detach().to(dtype).expand(N, *t.shape[1:]).clone() for t in (loc, L)
     )
-    log_px, refused = log_px_quad(
-        model, x, tol, on_failure="nan", return_reasons=True
-    )
+    if log_px is None:
+        log_px, refused = log_px_quad(
+            model, x, tol, on_failure="nan", return_reasons=True
+        )
+    else:  # the caller's log_px_quad(model, x, tol), reused
+        log_px = torch.as_tensor(log_px, dtype=dtype)
+        if log_px.shape != (N,):
+            raise ValueError(
+                f"log_px: expected shape ({N},), got {tuple(log_px.shape)}"
+            )
+        refused = {
+            n: "refused by the log_px given"
+            for n in range(N)
+            if torch.isnan(log_px[n])
+        }
     with torch.no_grad(), _validate.trusted():
         log_norm = -torch.logdet(L) - 0.5 * d * math.log(2 * math.pi)  # (N,)
 

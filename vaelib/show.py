@@ -58,3 +58,21 @@ def density_contours(ax, z1, z2, log_density, colour, style="solid"):
     return ax.contour(
         z1, z2, rel.T, levels=LEVELS, colors=colour, linestyles=style
     )
+
+
+def expected_grey_levels(likelihood):
+    """The mean grey level of every pixel under a categorical P(x|z) (a
+    :class:`vaelib.nets.PixelCategorical`): Σ_v v·P(x_j = v|z), shape
+    ``batch + (D,)``. What the chapters draw as "the decoder's image"."""
+    probs = likelihood.base_dist.probs  # (..., D, levels)
+    return probs @ torch.arange(probs.shape[-1], dtype=probs.dtype)
+
+
+def show_digits(axes, images, label=None, levels=17):
+    """Draw 8 × 8 digits (``images`` ``(n, 64)``, grey levels 0 to 16) into a
+    row of ``axes``, black ink on white, with ``label`` at the row's left."""
+    for ax, image in zip(axes, images):
+        ax.imshow(image.reshape(8, 8), cmap="Greys", vmin=0, vmax=levels - 1)
+        ax.set(xticks=[], yticks=[])
+    if label is not None:
+        axes[0].set_ylabel(label, rotation=0, ha="right", va="center")
