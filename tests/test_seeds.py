@@ -1,6 +1,8 @@
-"""benchmarks/seeds.py writes the multi-seed numbers chapters 6-8 glue
-(book/data/seeds.json). Its cheapest configuration, chapter 7's model after
-one epoch of seed 0, is re-run here and must reproduce the stored numbers."""
+"""benchmarks/seeds.py and benchmarks/cvae.py write the multi-seed numbers
+chapters 6-8 and 10 glue (book/data/seeds.json, book/data/cvae.json). The
+cheapest configuration of each (chapter 7's model after one epoch; chapter
+10's baseline with three quadrants given), seed 0, is re-run here and must
+reproduce the stored numbers."""
 
 import importlib.util
 import json
@@ -11,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_seeds_script():
-    path = ROOT / "benchmarks" / "seeds.py"
-    spec = importlib.util.spec_from_file_location("seeds", path)
+def load_seeds_script(name="seeds"):
+    path = ROOT / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -40,3 +42,16 @@ def test_cheapest_configuration_reproduces_stored_numbers():
     assert seeds.mean_se(log_px - elbo)[0] == pytest.approx(
         stored["gap"], abs=0.01
     )
+
+
+def test_cvae_baseline_reproduces_stored_numbers():
+    cvae = load_seeds_script("cvae")
+    stored = json.loads(cvae.RESULTS.read_text())
+    assert sorted(stored) == ["1", "2", "3"]
+    for runs in stored.values():
+        assert sorted(runs) == sorted(str(s) for s in cvae.SEEDS)
+    model, history = cvae.train(3, False, 0)
+    nll = cvae.baseline_nll(model, cvae.test_rows(model, 3))
+    want = stored["3"]["0"]["baseline"]
+    assert history.best_epoch == want["best_epoch"]
+    assert cvae.mean_se(nll)[0] == pytest.approx(want["nll"][0], abs=0.01)

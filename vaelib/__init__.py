@@ -10,11 +10,14 @@ One module per concept: ``distributions`` (Gaussians, KL registrations),
 ``theory`` (closed-form variances), ``quadrature``, ``laplace``,
 ``gauss_hermite`` and ``legendre`` (numerical integration), ``data`` (the
 digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``linear`` (the
-linear VAE and probabilistic PCA), ``checks``. Importing vaelib only registers
-two KL pairs with ``torch.distributions``; it changes nothing else
-process-wide."""
+linear VAE and probabilistic PCA), ``cvae`` (the conditional VAE),
+``fit_q`` (the best Q per data point), ``diagnostics`` (of importance
+weights), ``checks``, ``show`` (numbers and figures in the prose).
+Importing vaelib only registers two KL pairs with ``torch.distributions``; it
+changes nothing else process-wide."""
 
 from .checks import check_close, check_markov
+from .cvae import CVAE, join_image, one_hot, split_image
 from .data import binarize, binarize_stochastic, load_digits
 from .distributions import (
     as_mvn,
@@ -65,6 +68,7 @@ from .show import (
 from .train import History, fit
 
 __all__ = [
+    "CVAE",
     "PosteriorPoints",
     "History",
     "LatentVariableModel",
@@ -90,6 +94,7 @@ __all__ = [
     "gaussian_proposal",
     "glue_numbers",
     "iwae",
+    "join_image",
     "kl_to_posterior_quad",
     "laplace_approximation",
     "load_digits",
@@ -104,6 +109,7 @@ __all__ = [
     "naive_log_samples_needed",
     "naive_log_second_moment",
     "naive_samples_needed_scaling",
+    "one_hot",
     "pareto_khat",
     "posterior_points",
     "power_of_ten",
@@ -112,4 +118,5 @@ __all__ = [
     "sample_covariance_eigh",
     "scientific",
     "show_digits",
+    "split_image",
 ]
