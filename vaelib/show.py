@@ -74,5 +74,6 @@ def show_digits(axes, images, label=None, levels=17):
     for ax, image in zip(axes, images):
         ax.imshow(image.reshape(8, 8), cmap="Greys", vmin=0, vmax=levels - 1)
         ax.set(xticks=[], yticks=[])
+        ax.grid(False)
     if label is not None:
         axes[0].set_ylabel(label, rotation=0, ha="right", va="center")
