@@ -51,10 +51,6 @@ def test_rows(model, given):
     return model.rows(*vaelib.split_image(x, given))
 
 
-def mean_se(values):
-    return values.mean().item(), (values.std() / math.sqrt(len(values))).item()
-
-
 @torch.no_grad()
 def baseline_nll(model, rows):
     """−log P(y|c) of a model without z: its decoder's, at any z."""
@@ -77,14 +73,14 @@ def run(given, seed):
     model, history = train(given, False, seed)
     out["baseline"] = {
         "best_epoch": history.best_epoch,
-        "nll": mean_se(baseline_nll(model, test_rows(model, given))),
+        "nll": vaelib.mean_se(baseline_nll(model, test_rows(model, given))),
     }
     model, history = train(given, True, seed)
     exact, sampled = cvae_nll(model, test_rows(model, given), seed)
     out["cvae"] = {
         "best_epoch": history.best_epoch,
-        "nll": mean_se(exact),
-        "nll_is": mean_se(sampled),
+        "nll": vaelib.mean_se(exact),
+        "nll_is": vaelib.mean_se(sampled),
     }
     return out
 

@@ -6,6 +6,8 @@ import matplotlib
 import numpy as np
 import torch
 
+import vaelib
+
 from vaelib.show import (
     density_contours,
     glue_numbers,
@@ -85,3 +87,14 @@ def test_expected_grey_levels_is_the_mean_of_each_pixel():
     samples = Categorical(logits=logits).sample((20000,)).double()
     np.testing.assert_allclose(mean, samples.mean(0), atol=0.15)
     assert mean.shape == (3, 64)
+
+
+def test_mean_se_against_numpy():
+    values = np.array([1.0, 2.0, 4.0, 7.0])
+    mean, se = vaelib.mean_se(torch.tensor(values))
+    assert mean == pytest.approx(3.5)
+    assert se == pytest.approx(values.std(ddof=1) / 2)
+    with pytest.raises(ValueError, match="^values: contains NaN"):
+        vaelib.mean_se(torch.tensor([1.0, float("nan")]))
+    with pytest.raises(ValueError, match="^values: expected shape"):
+        vaelib.mean_se(torch.zeros(2, 2))

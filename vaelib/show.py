@@ -45,6 +45,21 @@ def glue_numbers(prefix, **values):
         glue(f"{prefix}_{name}", text, display=False)
 
 
+def mean_se(values):
+    """The mean of ``values`` ``(N,)`` (one per data point, seed, …) and its
+    standard error sd/√N, as two floats: what the chapters print as
+    "mean ± s.e.". NaN raises ``ValueError`` (drop refused rows first)."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(
+            "values: expected shape (N,) with N >= 2, got "
+            f"{tuple(values.shape)}"
+        )
+    if values.isnan().any():
+        raise ValueError("values: contains NaN")
+    return values.mean().item(), (values.std() / math.sqrt(len(values))).item()
+
+
 LEVELS = (-4.5, -2.0, -0.5)  # log density below its peak: 3, 2, 1 sd
 
 
