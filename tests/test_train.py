@@ -262,6 +262,13 @@ def test_bad_data(digits, which, bad, pattern):
         (dict(batch_size=0), r"^batch_size: expected an integer >= 1"),
         (dict(lr=float("nan")), r"^lr: expected a finite value > 0"),
         (dict(patience=0), r"^patience: expected an integer >= 1"),
+        (dict(kl_weight=-1.0), r"^kl_weight: expected a finite number >= 0"),
+        (dict(free_bits="a"), r"^free_bits: expected a finite number >= 0"),
+        (dict(warmup=1.5), r"^warmup: expected an integer >= 0"),
+        (
+            dict(objective="iwae", k=2, free_bits=0.5),
+            r"^objective: kl_weight, warmup and free_bits weight",
+        ),
     ],
 )
 def test_bad_options(digits, kwargs, pattern):
@@ -315,3 +322,60 @@ def test_progress_bar_only_when_watched_and_not_switched_off(
         monkeypatch.setenv("VAEBOOK_PROGRESS", env)
     fit(tiny_vae(), *digits, max_epochs=2)
     assert ("epoch" in capsys.readouterr().err) == shown
+
+
+def test_kl_weight_and_free_bits_objective_against_its_formula(digits):
+    """E_Q[log P(x|z)] − β Σᵤ max(λ, KLᵤ) with the same draw of z, KLᵤ from
+    the textbook formula ½(m² + s² − 1 − log s²) averaged over the batch."""
+    x = digits[0].double()
+    model = tiny_vae().double()
+    q = model.posterior(x)
+    m, s = q.mean, q.stddev
+    kl_u = 0.5 * (m**2 + s**2 - 1 - torch.log(s**2))  # (N, d)
+    for beta, free_bits in [(1.0, 0.0), (0.3, 0.0), (2.0, 0.7)]:
+        torch.manual_seed(3)
+        got = _bound(model, x, "elbo", 1, 1, beta, free_bits)
+        torch.manual_seed(3)
+        z = model.posterior(x).rsample()
+        recon = model.likelihood(z).log_prob(x)
+        if free_bits:
+            want = recon - beta * kl_u.mean(0).clamp_min(free_bits).sum()
+        else:
+            want = recon - beta * kl_u.sum(-1)
+        torch.testing.assert_close(got.mean(), want.mean())
+
+
+def test_sigma_squared_and_kl_weight_are_one_knob(digits):
+    """Chapter 11: with σ fixed, the ELBO is (up to a positive factor and a
+    constant) the β-weighted objective at σ = 1 with β = σ², and Adam is
+    blind to the factor: the validation curves map onto each other."""
+    x_train, x_valid = (x.double() / 16 for x in digits)
+    s2 = 0.05
+    curves = []
+    for sigma, beta in [(math.sqrt(s2), 1.0), (1.0, s2), (1.0, 1.1 * s2)]:
+        model = tiny_vae(likelihood="gaussian", sigma=sigma).double()
+        history = fit(
+            model, x_train, x_valid, max_epochs=5, seed=1, kl_weight=beta
+        )
+        curves.append(np.array(history.valid))
+    shift = 32 * s2 * math.log(2 * math.pi * s2) - 32 * math.log(2 * math.pi)
+    same = (curves[1] - shift) / s2  # the σ² run's ELBO, from the β run
+    np.testing.assert_allclose(same, curves[0], atol=1e-6)
+    other = (curves[2] - shift) / s2  # a β 10 % off: a different path
+    assert np.abs(other - curves[0]).max() > 1e-3
+
+
+def test_warmup_starts_from_no_kl_weight(digits, monkeypatch):
+    """Epoch e trains with weight β·min(1, (e − 1)/W)."""
+    import vaelib.train as train
+
+    seen = []
+    original = train._train_epoch
+
+    def spy(model, optimiser, batches, options, epoch):
+        seen.append(options[2])
+        return original(model, optimiser, batches, options, epoch)
+
+    monkeypatch.setattr(train, "_train_epoch", spy)
+    fit(tiny_vae(), *digits, max_epochs=6, kl_weight=2.0, warmup=4)
+    assert seen == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]

@@ -12,7 +12,9 @@ One module per concept: ``distributions`` (Gaussians, KL registrations),
 digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``linear`` (the
 linear VAE and probabilistic PCA), ``cvae`` (the conditional VAE),
 ``fit_q`` (the best Q per data point), ``diagnostics`` (of importance
-weights), ``checks``, ``show`` (numbers and figures in the prose).
+weights), ``rate`` (rate, distortion, active units), ``autoregressive`` (a
+Gaussian that sees the pixels before each one), ``checks``, ``show``
+(numbers and figures in the prose).
 Importing vaelib only registers two KL pairs with ``torch.distributions``; it
 changes nothing else process-wide."""
 
@@ -37,6 +39,7 @@ from .fit_q import PosteriorPoints, best_q, posterior_points
 from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
 from .linear import (
     LinearVAE,
+    ppca_active_units,
     ppca_kl_per_dimension,
     ppca_mle,
     sample_covariance_eigh,
@@ -48,6 +51,8 @@ from .models import (
     log_joint,
 )
 from .nets import VAE
+from .rate import active_units, kl_per_dimension, rate_distortion
+from .autoregressive import AutoregressiveNormal
 from .laplace import laplace_approximation
 from .quadrature import kl_to_posterior_quad, log_posterior_grid, log_px_quad
 from .legendre import log_px_legendre
@@ -69,6 +74,7 @@ from .show import (
 from .train import History, fit
 
 __all__ = [
+    "AutoregressiveNormal",
     "CVAE",
     "PosteriorPoints",
     "History",
@@ -77,6 +83,7 @@ __all__ = [
     "LinearVAE",
     "NonlinearGaussian",
     "VAE",
+    "active_units",
     "as_mvn",
     "best_q",
     "binarize",
@@ -96,6 +103,7 @@ __all__ = [
     "glue_numbers",
     "iwae",
     "join_image",
+    "kl_per_dimension",
     "kl_to_posterior_quad",
     "laplace_approximation",
     "load_digits",
@@ -114,7 +122,9 @@ __all__ = [
     "one_hot",
     "pareto_khat",
     "posterior_points",
+    "rate_distortion",
     "power_of_ten",
+    "ppca_active_units",
     "ppca_kl_per_dimension",
     "ppca_mle",
     "sample_covariance_eigh",

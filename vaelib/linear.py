@@ -208,3 +208,25 @@ def ppca_kl_per_dimension(eigenvalues, sigma):
         )
     var = _validate.positive(sigma, "sigma").to(torch.float64) ** 2
     return 0.5 * torch.log(torch.maximum(lam, var) / var)
+
+
+def ppca_active_units(eigenvalues, sigma, latent_dim, threshold=1e-2):
+    """The number of active latent coordinates (Cov_x(E_Q[zᵢ]) > threshold,
+    :func:`~vaelib.rate.active_units`) at the optimum of a linear VAE with
+    fixed σ and ``latent_dim`` L coordinates: coordinate i sits on the
+    eigenvector with eigenvalue λᵢ (the L largest), and its posterior mean
+    varies over the data with variance (λᵢ − σ²)/λᵢ where λᵢ > σ², 0 where it
+    has collapsed (:func:`ppca_kl_per_dimension`). So the count is
+    #{i ≤ L : (λᵢ − σ²)/λᵢ > threshold}, about min(L, #{λᵢ > σ²}).
+    Derived in Chapters 9 and 11."""
+    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    if lam.ndim != 1 or not torch.isfinite(lam).all() or (lam < 0).any():
+        raise ValueError(
+            "eigenvalues: expected a vector of finite values >= 0"
+        )
+    var = _validate.positive(sigma, "sigma").to(torch.float64) ** 2
+    L = _validate.count(latent_dim, "latent_dim")
+    threshold = _validate.positive(threshold, "threshold").item()
+    top = lam.sort(descending=True).values[:L]
+    spread = (top - var).clamp_min(0) / top.clamp_min(1e-300)
+    return int((spread > threshold).sum())

@@ -30,6 +30,7 @@ from torch.distributions import (
 from torch.distributions.utils import lazy_property
 
 from . import _validate
+from .autoregressive import AutoregressiveNormal
 from .data import GREY_LEVELS
 from .distributions import diagonal_normal
 from .models import LatentVariableModel
@@ -302,9 +303,13 @@ class BernoulliDecoder(nn.Module):
 
 class GaussianDecoder(nn.Module):
     """P(x|z) = N(f(z), diag σ²) for real-valued x. ``sigma=None`` learns one
-    σⱼ per coordinate (stored as log σ, initialised at σ = 1); a number fixes σ
-    for every coordinate (the decoder variance: it weights the reconstruction
-    term against the KL). Batch ``z.shape[:-1]``, event ``(D,)``."""
+    σⱼ per coordinate, ``sigma="shared"`` one σ for all (as probabilistic PCA
+    has), both stored as log σ and initialised at σ = 1; a number fixes σ for
+    every coordinate (the decoder variance: it weights the reconstruction
+    term against the KL, Chapter 11). ``autoregressive=True`` adds the pixels
+    before each one to its mean (A learned, starting at 0):
+    :class:`~vaelib.autoregressive.AutoregressiveNormal`. Batch
+    ``z.shape[:-1]``, event ``(D,)``."""
 
     support = constraints.real
 
@@ -316,13 +321,19 @@ class GaussianDecoder(nn.Module):
         activation="elu",
         dropout=0.0,
         sigma=None,
+        autoregressive=False,
     ):
         super().__init__()
         self.net = mlp(
             (latent_dim, *_hidden(hidden), data_dim), activation, dropout
         )
-        if sigma is None:
-            self.log_sigma = nn.Parameter(torch.zeros(data_dim))
+        if isinstance(sigma, str) and sigma != "shared":
+            raise ValueError(
+                f"sigma: expected None, 'shared' or a number, got {sigma!r}"
+            )
+        if sigma is None or sigma == "shared":
+            n = data_dim if sigma is None else 1
+            self.log_sigma = nn.Parameter(torch.zeros(n))
         else:
             self.register_buffer(
                 "log_sigma",
@@ -330,12 +341,18 @@ class GaussianDecoder(nn.Module):
                     (data_dim,), math.log(_validate.positive(sigma, "sigma"))
                 ),
             )
+        self.A = (
+            nn.Parameter(torch.zeros(data_dim, data_dim))
+            if autoregressive
+            else None
+        )
 
     def forward(self, z):
         loc = self.net(z)
-        return diagonal_normal(
-            loc, self.log_sigma.exp().expand_as(loc), validate_args=False
-        )
+        scale = self.log_sigma.exp().expand_as(loc)
+        if self.A is None:
+            return diagonal_normal(loc, scale, validate_args=False)
+        return AutoregressiveNormal(loc, scale, self.A)
 
 
 class VAE(LatentVariableModel, nn.Module):
@@ -354,8 +371,11 @@ class VAE(LatentVariableModel, nn.Module):
             (smooth: see the module docstring).
         dropout: dropout probability after each hidden layer (training mode
             only).
-        sigma: the Gaussian decoder's σ (``None``: learned); Gaussian
+        sigma: the Gaussian decoder's σ (``None``: learned per coordinate,
+            ``"shared"``: one learned σ, a number: fixed); Gaussian
             likelihood only.
+        autoregressive: the Gaussian decoder also sees the pixels before
+            each one (:class:`GaussianDecoder`); Gaussian likelihood only.
         rank: the rank of the categorical decoder's logits
             (:class:`CategoricalDecoder`; ``None``: free logits); ignored by
             the other likelihoods.
@@ -378,6 +398,7 @@ class VAE(LatentVariableModel, nn.Module):
         dropout=0.0,
         sigma=None,
         rank=1,
+        autoregressive=False,
     ):
         super().__init__()
         self.data_dim = _validate.count(data_dim, "data_dim")
@@ -388,6 +409,11 @@ class VAE(LatentVariableModel, nn.Module):
         if sigma is not None and likelihood != "gaussian":
             raise ValueError(
                 f"sigma: only the gaussian likelihood has one, got "
+                f"likelihood={likelihood!r}"
+            )
+        if autoregressive and likelihood != "gaussian":
+            raise ValueError(
+                f"autoregressive: only the gaussian likelihood has it, got "
                 f"likelihood={likelihood!r}"
             )
         net = dict(hidden=hidden, activation=activation, dropout=dropout)
@@ -405,7 +431,11 @@ class VAE(LatentVariableModel, nn.Module):
             self.decoder = BernoulliDecoder(latent_dim, data_dim, **net)
         else:
             self.decoder = GaussianDecoder(
-                latent_dim, data_dim, sigma=sigma, **net
+                latent_dim,
+                data_dim,
+                sigma=sigma,
+                autoregressive=autoregressive,
+                **net,
             )
         self.data_support = self.decoder.support
 

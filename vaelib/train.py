@@ -20,6 +20,7 @@ from torch import nn
 
 from . import _validate
 from .estimators import elbo, iwae
+from .rate import kl_per_dimension
 
 OBJECTIVES = ("elbo", "iwae")
 
@@ -40,14 +41,26 @@ class History:
     best_epoch: int = 0
 
 
-def _bound(model, x, objective, k, n_draws=1):
+def _bound(model, x, objective, k, n_draws=1, kl_weight=1.0, free_bits=0.0):
     """The per-data-point bound ``(N,)`` through :mod:`vaelib.estimators`: the
     ELBO (``n_draws`` draws of z, analytic KL) or the IWAE bound L_k
-    (``n_draws`` draws of k samples each)."""
+    (``n_draws`` draws of k samples each). With ``kl_weight`` β ≠ 1 or
+    ``free_bits`` λ > 0, the ELBO's KL term is replaced by
+    β Σᵤ max(λ, KLᵤ), KLᵤ the KL of latent coordinate u averaged over the
+    batch (:func:`~vaelib.rate.kl_per_dimension`): a number shared by the
+    batch's rows, so only the batch mean of the result is meaningful."""
     q = model.posterior(x)
-    if objective == "elbo":
-        return elbo(model, q, x, n_draws)
-    return iwae(model, q, x, k, n_draws)
+    if objective == "iwae":
+        return iwae(model, q, x, k, n_draws)
+    value = elbo(model, q, x, n_draws)
+    if kl_weight == 1 and free_bits == 0:
+        return value
+    kl = kl_per_dimension(q, model.prior())  # (N, d)
+    if free_bits:
+        penalty = kl.mean(0).clamp_min(free_bits).sum()
+    else:
+        penalty = kl.sum(-1)
+    return value + kl.sum(-1) - kl_weight * penalty
 
 
 def _check_options(
@@ -61,8 +74,25 @@ def _check_options(
     patience,
     valid_draws,
     has_valid,
+    kl_weight,
+    warmup,
+    free_bits,
 ):
     _validate.choice(objective, "objective", OBJECTIVES)
+    for value, name in [(kl_weight, "kl_weight"), (free_bits, "free_bits")]:
+        if isinstance(value, bool) or not (
+            isinstance(value, (int, float)) and 0 <= value < math.inf
+        ):
+            raise ValueError(
+                f"{name}: expected a finite number >= 0, got {value!r}"
+            )
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup: expected an integer >= 0, got {warmup!r}")
+    if objective != "elbo" and (kl_weight != 1 or warmup or free_bits):
+        raise ValueError(
+            f"objective: kl_weight, warmup and free_bits weight the ELBO's "
+            f"KL term; got objective={objective!r}"
+        )
     _validate.count(k, "k")
     if objective == "elbo" and k != 1:
         raise ValueError(
@@ -99,6 +129,9 @@ def fit(
     lr_patience=10,
     patience=30,
     valid_draws=1,
+    kl_weight=1.0,
+    warmup=0,
+    free_bits=0.0,
     progress=None,
 ):
     """Train ``model`` (an ``nn.Module`` following the model contract, with
@@ -115,6 +148,16 @@ def fit(
     (module docstring).
 
     The defaults are the book's digits recipe (``benchmarks/README.md``).
+
+    **The KL term** (Chapter 11): ``kl_weight`` β trains on
+    E_Q[log P(x|z)] − β KL(Q(Z|x) ‖ P(Z)) (the β-VAE objective; β = 1 is the
+    ELBO); ``warmup`` W > 0 raises the weight linearly from 0 in epoch 1 to
+    β in epoch W + 1 (KL warm-up); ``free_bits`` λ > 0 charges each latent
+    coordinate at least λ nats, β Σᵤ max(λ, KLᵤ) with KLᵤ averaged over the
+    batch (Kingma et al. 2016, one group per coordinate). The validation bound
+    that early stopping watches is the β-weighted one, without warm-up or
+    free bits. They need ``objective="elbo"`` and a diagonal Gaussian Q and
+    prior.
 
     **Early stopping.** After each epoch the same bound (``valid_draws`` draws
     averaged) is computed on ``x_valid`` without gradients and with the same
@@ -162,6 +205,9 @@ def fit(
         patience,
         valid_draws,
         x_valid is not None,
+        kl_weight,
+        warmup,
+        free_bits,
     )
     show = _interactive() if progress is None else bool(progress)
     history = History()
@@ -187,19 +233,25 @@ def fit(
             batches = torch.randperm(
                 x_train.shape[0], generator=shuffle
             ).split(batch_size)
+            weight = kl_weight * (
+                min(1, (epoch - 1) / warmup) if warmup else 1
+            )
             train = _train_epoch(
                 model,
                 optimiser,
                 [x_train[idx] for idx in batches],
-                objective,
-                k,
+                (objective, k, weight, free_bits),
                 epoch,
             )
             valid = (
                 math.nan
                 if x_valid is None
                 else _valid_bound(
-                    model, x_valid, objective, k, valid_draws, seed
+                    model,
+                    x_valid,
+                    (objective, k, kl_weight),
+                    valid_draws,
+                    seed,
                 )
             )
             if x_valid is not None and not math.isfinite(valid):
@@ -271,12 +323,14 @@ class _EarlyStopping:
         return self.epoch
 
 
-def _train_epoch(model, optimiser, batches, objective, k, epoch):
-    """One pass over the batches; returns the mean bound per data point."""
+def _train_epoch(model, optimiser, batches, options, epoch):
+    """One pass over the batches; returns the mean bound per data point.
+    ``options``: objective, k, KL weight and free bits for :func:`_bound`."""
+    objective, k, kl_weight, free_bits = options
     model.train()
     total = n = 0
     for x in batches:
-        bound = _bound(model, x, objective, k)
+        bound = _bound(model, x, objective, k, 1, kl_weight, free_bits)
         loss = -bound.mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -289,13 +343,15 @@ def _train_epoch(model, optimiser, batches, objective, k, epoch):
     return total / n
 
 
-def _valid_bound(model, x, objective, k, n_draws, seed):
+def _valid_bound(model, x, options, n_draws, seed):
     """The mean validation bound, with the same random numbers at every
-    call."""
+    call. ``options``: objective, k and KL weight."""
+    objective, k, kl_weight = options
     model.eval()
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _bound(model, x, objective, k, n_draws).mean().item()
+        bound = _bound(model, x, objective, k, n_draws, kl_weight)
+        return bound.mean().item()
 
 
 def _interactive():
