@@ -1,8 +1,9 @@
-"""benchmarks/seeds.py and benchmarks/cvae.py write the multi-seed numbers
-chapters 6-8 and 10 glue (book/data/seeds.json, book/data/cvae.json). The
-cheapest configuration of each (chapter 7's model after one epoch; chapter
-10's baseline with three quadrants given), seed 0, is re-run here and must
-reproduce the stored numbers."""
+"""benchmarks/seeds.py, cvae.py and ch11.py write the multi-seed numbers
+chapters 6-8, 10 and 11 glue (book/data/seeds.json, cvae.json, ch11.json).
+The cheapest configuration of each (chapter 7's model after one epoch;
+chapter 10's baseline with three quadrants given; chapter 11's model with
+the largest KL weight), seed 0, is re-run here and must reproduce the stored
+numbers."""
 
 import importlib.util
 import json
@@ -57,3 +58,18 @@ def test_cvae_baseline_reproduces_stored_numbers():
     want = stored["3"]["0"]["baseline"]
     assert history.best_epoch == want["best_epoch"]
     assert vaelib.mean_se(nll)[0] == pytest.approx(want["nll"][0], abs=0.01)
+
+
+def test_ch11_cheapest_configuration_reproduces_stored_numbers():
+    ch11 = load_seeds_script("ch11")
+    stored = json.loads(ch11.RESULTS.read_text())
+    for part in ("sweep", "learned", "ar"):
+        assert sorted(stored[part]) == sorted(str(s) for s in ch11.SEEDS)
+    data = ch11.digits()
+    beta = ch11.BETAS[-1]
+    vae, history = ch11.train(data, 0, ch11.SIGMA0, kl_weight=beta)
+    got = ch11.summary(vae, history, data[2])
+    want = stored["sweep"]["0"][str(beta)]
+    assert got["best_epoch"] == want["best_epoch"]
+    for key in ("rate", "distortion"):
+        assert got[key] == pytest.approx(want[key], abs=0.01)
