@@ -265,3 +265,66 @@ def test_page_renders_offline_with_typeset_math_and_images(
     )
     broken = [src for src, ok in images if not ok]
     assert not broken, f"images that did not load: {broken}"
+
+
+LIVE_POSITIONS = [(-1.08, 0.3), (0.5, 0.8), (2.0, 0.1), (-0.15, 0.95)]
+
+
+def test_live_identity_figure_shows_what_vaelib_computes(built_book, browser):
+    """Chapter 5's live figure, offline: the script must load (it marks the
+    figure ready), its added weight must stay small, and for slider
+    positions set here the page must show log P(x), the ELBO and
+    KL(Q ‖ P(z|x)) as vaelib computes them by its own routes (log_px_quad,
+    Gauss–Hermite with 200 nodes and the closed-form KL to the prior,
+    kl_to_posterior_quad), to the three decimals shown."""
+    import torch
+
+    import vaelib
+
+    html = built_book[0]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith("file:")
+            else route.abort()
+        ),
+    )
+    page.goto((html / "book" / "05_the_exact_gap.html").as_uri())
+    figure = "div.vaebook-live[data-live='identity']"
+    page.wait_for_selector(f"{figure}[data-ready='1']", timeout=20000)
+    payload = page.locator(f"{figure} script").text_content()
+    script = (html / "_static" / "live_identity.js").stat().st_size
+    assert len(payload) + script < 200_000, "the live figure stays light"
+    data = json.loads(payload)
+    model = vaelib.NonlinearGaussian.random_mlp(  # chapter 5's toy model
+        latent_dim=1, data_dim=2, sigma=0.3, seed=4
+    )
+    x = torch.tensor([data["x"]], dtype=torch.float64)
+    log_px = vaelib.log_px_quad(model, x).item()
+    for m, s in LIVE_POSITIONS:
+        page.evaluate(
+            "([m, s]) => { for (const [role, v] of [['mean', m], "
+            "['scale', s]]) { const el = document.querySelector("
+            "`input[data-role=${role}]`); el.value = v; "
+            "el.dispatchEvent(new Event('input')); } }",
+            [m, s],
+        )
+        shown = {
+            role: float(page.text_content(f"td[data-role={role}]"))
+            for role in ("log_px", "elbo", "kl", "sum")
+        }
+        q = vaelib.diagonal_normal(
+            torch.tensor([[m]], dtype=torch.float64),
+            torch.tensor([[s]], dtype=torch.float64),
+        )
+        elbo = (
+            vaelib.expected_log_likelihood(model, q, x, n_nodes=200)
+            - torch.distributions.kl_divergence(q, model.prior())
+        ).item()
+        kl = vaelib.kl_to_posterior_quad(model, q, x).item()
+        want = {"log_px": log_px, "elbo": elbo, "kl": kl, "sum": log_px}
+        for role, value in want.items():
+            assert abs(shown[role] - value) <= 6e-4, (m, s, role, shown)
+    page.close()

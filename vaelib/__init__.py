@@ -14,7 +14,8 @@ linear VAE and probabilistic PCA), ``cvae`` (the conditional VAE),
 ``fit_q`` (the best Q per data point), ``diagnostics`` (of importance
 weights), ``rate`` (rate, distortion, active units), ``autoregressive`` (a
 Gaussian that sees the pixels before each one), ``checks``, ``show``
-(numbers and figures in the prose).
+(numbers and figures in the prose), ``live`` (the live figure of the web
+page).
 Importing vaelib only registers two KL pairs with ``torch.distributions``; it
 changes nothing else process-wide."""
 
@@ -56,6 +57,7 @@ from .autoregressive import AutoregressiveNormal
 from .laplace import laplace_approximation
 from .quadrature import kl_to_posterior_quad, log_posterior_grid, log_px_quad
 from .legendre import log_px_legendre
+from .live import live_identity
 from .theory import (
     gaussian_is_log_second_moment,
     naive_log_samples_needed,
@@ -106,6 +108,7 @@ __all__ = [
     "kl_per_dimension",
     "kl_to_posterior_quad",
     "laplace_approximation",
+    "live_identity",
     "load_digits",
     "log_importance_weights",
     "log_joint",
