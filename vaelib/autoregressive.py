@@ -4,8 +4,9 @@ r"""A Gaussian decoder that also sees the pixels before each one:
 
 pixels in raster order (left to right, top to bottom), A strictly lower
 triangular. Without z (f constant) it is a Gaussian with a full covariance,
-which can model the pixels' correlations by itself: the decoder that does not
-need z, with which Chapter 11 makes posterior collapse happen.
+which can model the pixels' correlations by itself (each pixel's variance
+given the earlier ones is σⱼ², so not every covariance): the decoder that does
+not need z, with which Chapter 11 makes posterior collapse happen.
 
 Sampling solves x − A x = f(z) + σ ε for x (a unit lower-triangular system),
 so a sample costs one triangular solve rather than D sequential steps.
@@ -24,7 +25,8 @@ class AutoregressiveNormal(Distribution):
 
     log P(x) = Σⱼ log N(xⱼ; locⱼ + (A x)ⱼ, scaleⱼ²). Equivalently
     x = (I − A)⁻¹ (loc + scale·ε), ε ~ N(0, I): that is ``rsample``, and
-    ``mean`` = (I − A)⁻¹ loc."""
+    ``mean`` = (I − A)⁻¹ loc; the covariance (I − A)⁻¹ diag(scale²) (I − A)⁻ᵀ
+    is not formed (no ``variance`` or ``entropy``)."""
 
     arg_constraints = {}
     support = constraints.real_vector
@@ -36,12 +38,12 @@ class AutoregressiveNormal(Distribution):
             raise ValueError(
                 f"A: expected shape ({D}, {D}), got {tuple(A.shape)}"
             )
-        self.loc, self.scale = loc, scale.expand_as(loc)
+        self.loc, self.scale = torch.broadcast_tensors(loc, scale)
         self.A = torch.tril(A, diagonal=-1)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args)
 
     def _solve(self, b):  # x with (I − A) x = b, b (..., D)
-        eye = torch.eye(self.A.shape[0], dtype=self.A.dtype)
+        eye = torch.eye(self.A.shape[0], dtype=self.A.dtype, device=b.device)
         x = torch.linalg.solve_triangular(
             eye - self.A, b.unsqueeze(-1), upper=False, unitriangular=True
         )
@@ -53,7 +55,7 @@ class AutoregressiveNormal(Distribution):
 
     def rsample(self, sample_shape=torch.Size()):
         shape = self._extended_shape(sample_shape)
-        eps = torch.randn(shape, dtype=self.loc.dtype)
+        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self._solve(self.loc + self.scale * eps)
 
     def log_prob(self, value):

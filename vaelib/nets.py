@@ -307,7 +307,8 @@ class GaussianDecoder(nn.Module):
     has), both stored as log σ and initialised at σ = 1; a number fixes σ for
     every coordinate (the decoder variance: it weights the reconstruction
     term against the KL, Chapter 11). ``autoregressive=True`` adds the pixels
-    before each one to its mean (A learned, starting at 0):
+    before each one to its mean (A learned, starting at 0; a D × D parameter of
+    which only the strict lower triangle is used):
     :class:`~vaelib.autoregressive.AutoregressiveNormal`. Batch
     ``z.shape[:-1]``, event ``(D,)``."""
 

@@ -59,7 +59,8 @@ def rate_distortion(model, q, x, n_samples):
     """``(rate, distortion, distortion_se)``, each ``(N,)`` in nats: the
     closed-form KL(Q ‖ P(Z)) and −E_Q[log P(x|z)] by Monte Carlo with
     ``n_samples`` draws per row (and its standard error), through
-    :func:`~vaelib.estimators.elbo`."""
+    :func:`~vaelib.estimators.elbo`. The rate needs a closed-form KL
+    (``torch.distributions.kl_divergence``; NotImplementedError otherwise)."""
     rate = kl_divergence(q, model.prior())
     value, se = elbo(model, q, x, n_samples, stderr=True)
     return rate, -(value + rate), se

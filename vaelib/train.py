@@ -156,8 +156,10 @@ def fit(
     coordinate at least λ nats, β Σᵤ max(λ, KLᵤ) with KLᵤ averaged over the
     batch (Kingma et al. 2016, one group per coordinate). The validation bound
     that early stopping watches is the β-weighted one, without warm-up or
-    free bits. They need ``objective="elbo"`` and a diagonal Gaussian Q and
-    prior.
+    free bits, and ``History.train`` records the objective trained on (with
+    free bits, not the ELBO). ``warmup`` counts epochs: with ``max_epochs`` ≤
+    W the full weight is never reached. They need ``objective="elbo"`` and a
+    diagonal Gaussian Q and prior.
 
     **Early stopping.** After each epoch the same bound (``valid_draws`` draws
     averaged) is computed on ``x_valid`` without gradients and with the same
