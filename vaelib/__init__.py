@@ -11,7 +11,8 @@ One module per concept: ``distributions`` (Gaussians, KL registrations),
 ``gauss_hermite`` and ``legendre`` (numerical integration), ``data`` (the
 digits), ``nets`` (encoders, decoders, VAE), ``train`` (fit), ``linear`` (the
 linear VAE and probabilistic PCA), ``cvae`` (the conditional VAE),
-``fit_q`` (the best Q per data point), ``diagnostics`` (of importance
+``fit_q`` (the best Q per data point), ``flows`` (a normalising-flow
+posterior, one flow per data point), ``diagnostics`` (of importance
 weights), ``rate`` (rate, distortion, active units), ``autoregressive`` (a
 Gaussian that sees the pixels before each one), ``checks``, ``show``
 (numbers and figures in the prose), ``live`` (the live figure of the web
@@ -37,6 +38,7 @@ from .estimators import (
     log_px_naive,
 )
 from .fit_q import PosteriorPoints, best_q, posterior_points
+from .flows import FlowPosterior, flow_parameters
 from .gauss_hermite import expected_log_likelihood, log_px_prior_gh
 from .linear import (
     LinearVAE,
@@ -78,6 +80,7 @@ from .train import History, fit
 __all__ = [
     "AutoregressiveNormal",
     "CVAE",
+    "FlowPosterior",
     "PosteriorPoints",
     "History",
     "LatentVariableModel",
@@ -99,6 +102,7 @@ __all__ = [
     "expected_grey_levels",
     "expected_log_likelihood",
     "fit",
+    "flow_parameters",
     "gaussian_is_log_second_moment",
     "gaussian_params",
     "gaussian_proposal",
