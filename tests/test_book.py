@@ -171,16 +171,10 @@ def browser():
         browser.close()
 
 
-@pytest.mark.parametrize("page_name", toc_files())
-def test_page_renders_offline_with_typeset_math_and_images(
-    built_book, browser, page_name
-):
-    html = built_book[0]
-    assert (html / f"{page_name}.html").exists(), (
-        "the book build did not produce this page"
-    )
+def offline_page(browser):
+    """A 1280-px page of an offline reader: anything that is not a local file
+    is refused."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    # Offline reader: anything that is not a local file is refused.
     page.route(
         "**/*",
         lambda route: (
@@ -189,6 +183,18 @@ def test_page_renders_offline_with_typeset_math_and_images(
             else route.abort()
         ),
     )
+    return page
+
+
+@pytest.mark.parametrize("page_name", toc_files())
+def test_page_renders_offline_with_typeset_math_and_images(
+    built_book, browser, page_name
+):
+    html = built_book[0]
+    assert (html / f"{page_name}.html").exists(), (
+        "the book build did not produce this page"
+    )
+    page = offline_page(browser)
     page.goto((html / f"{page_name}.html").as_uri(), wait_until="load")
     raw_math = page.locator(
         "div.math, span.math"
@@ -282,15 +288,7 @@ def test_live_identity_figure_shows_what_vaelib_computes(built_book, browser):
     import vaelib
 
     html = built_book[0]
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith("file:")
-            else route.abort()
-        ),
-    )
+    page = offline_page(browser)
     page.goto((html / "book" / "05_the_exact_gap.html").as_uri())
     figure = "div.vaebook-live[data-live='identity']"
     page.wait_for_selector(f"{figure}[data-ready='1']", timeout=20000)
